@@ -1,0 +1,35 @@
+"""Compile time measured apart from run time.
+
+JAX reports how long tracing, lowering and XLA compilation take through `jax.monitoring`;
+summing those events around a call splits its wall time into compile and run seconds while
+keeping JAX's own compilation cache (a second call with the same shapes compiles nothing).
+"""
+
+import time
+
+import jax
+
+_COMPILE_EVENTS = frozenset({
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+})
+_compile_seconds = [0.0]
+
+
+def _listen(event: str, duration: float, **kwargs):
+    if event in _COMPILE_EVENTS:
+        _compile_seconds[0] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_listen)
+
+
+def timed_call(fn, *args, **kwargs):
+    """Calls `fn` and waits for its result. Returns (result, compile_seconds, run_seconds)."""
+    compiled_before = _compile_seconds[0]
+    start = time.perf_counter()
+    result = jax.block_until_ready(fn(*args, **kwargs))
+    wall = time.perf_counter() - start
+    compile_seconds = _compile_seconds[0] - compiled_before
+    return result, compile_seconds, max(wall - compile_seconds, 0.0)

@@ -1,0 +1,70 @@
+"""Checks at the boundary: each raises a `ValueError` naming the parameter, its value and
+what is allowed, before anything is traced or computed.
+
+Traced values (inside `jit`/`vmap`) cannot be inspected, so every check lets them through:
+validation belongs to the concrete values a user passes in.
+"""
+
+import jax
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    leaves = jax.tree_util.tree_leaves(x)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def _fail(name: str, value, allowed: str):
+    shown = np.array2string(np.asarray(value), threshold=8) if np.ndim(value) else repr(value)
+    raise ValueError(f"`{name}` = {shown} is not allowed: {allowed}.")
+
+
+def integer(name: str, value, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        _fail(name, value, f"expected an integer >= {minimum}")
+    if value < minimum:
+        _fail(name, value, f"expected an integer >= {minimum}")
+    return int(value)
+
+
+def number(name: str, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Checks a finite scalar (or each entry of an array) against an interval."""
+    if not is_concrete(value):
+        return value
+    arr = np.asarray(value, dtype=float)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    allowed = f"expected finite values in {lo}{'-inf' if low is None else low}, "
+    allowed += f"{'inf' if high is None else high}{hi}"
+    if not np.all(np.isfinite(arr)):
+        _fail(name, value, allowed)
+    if low is not None and np.any(arr <= low if low_open else arr < low):
+        _fail(name, value, allowed)
+    if high is not None and np.any(arr >= high if high_open else arr > high):
+        _fail(name, value, allowed)
+    return value
+
+
+def shape(name: str, value, expected: tuple, meaning: str):
+    if np.shape(value) != tuple(expected):
+        raise ValueError(
+            f"`{name}` has shape {np.shape(value)}, expected {tuple(expected)} ({meaning})."
+        )
+    return value
+
+
+def labels(name: str, value, num_classes: int):
+    arr = np.asarray(value)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"`{name}` must be a 1-D integer array, got dtype {arr.dtype} "
+                         f"and shape {arr.shape}.")
+    bad = arr[(arr < 0) | (arr >= num_classes)]
+    if bad.size:
+        _fail(name, bad, f"labels must lie in 0..{num_classes - 1}")
+    return arr
+
+
+def choice(name: str, value, allowed):
+    if value not in allowed:
+        _fail(name, value, f"expected one of {', '.join(map(repr, allowed))}")
+    return value

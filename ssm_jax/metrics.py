@@ -1,0 +1,54 @@
+"""Metrics recorded along a trajectory: per-class accuracy, loss, correct-class output and
+progress; mode strengths; and learning times read off the recorded curves.
+
+Per-class means go through one-hot label matrices, so an example whose label is -1 (padding)
+belongs to no class and changes no metric.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+
+def class_means(values: Float[Array, " n"], labels: Int[Array, " n"], num_classes: int):
+    """The mean of `values` over each class's examples, shape (k,). Empty classes give NaN."""
+    onehot = labels[:, None] == jnp.arange(num_classes)
+    total = jnp.sum(jnp.where(onehot, values[:, None], 0.0), axis=0)
+    return total / jnp.sum(onehot, axis=0)
+
+
+def correct_class_outputs(outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
+    """z_{y_i} for each example (0 for padding, label -1)."""
+    index = jnp.clip(labels, 0)[:, None]
+    return jnp.where(labels >= 0, jnp.take_along_axis(outputs, index, axis=-1)[:, 0], 0.0)
+
+
+def mode_strengths(output_matrix: Float[Array, "k m"], U: Float[Array, "k r"],
+                   V: Float[Array, "m r"]) -> Float[Array, " r"]:
+    """a_i = u_i^T Z v_i: the strength of the output matrix along each target mode."""
+    return jnp.sum(U * (output_matrix @ V), axis=0)
+
+
+def learning_time(ts: Float[Array, " T"], progress: Float[Array, "T ..."], level=0.5):
+    """The first time each curve in `progress` (time on axis 0) reaches `level`, located by
+    linear interpolation between save times. NaN where it never does within `ts`.
+
+    **Arguments:**
+
+    - `ts`: save times, increasing.
+    - `progress`: recorded curves, e.g. `metrics["class_progress"]` (T, k) or mode strengths
+      divided by their targets.
+    - `level`: the crossing level; 1/2 gives half-learning times.
+
+    **Returns:** an array of progress.shape[1:].
+    """
+    ts = jnp.asarray(ts)
+    progress = jnp.asarray(progress)
+    above = progress >= level
+    j = jnp.argmax(above, axis=0)
+    previous = jnp.maximum(j - 1, 0)
+    p0 = jnp.take_along_axis(progress, previous[None], axis=0)[0]
+    p1 = jnp.take_along_axis(progress, j[None], axis=0)[0]
+    t0, t1 = ts[previous], ts[j]
+    fraction = jnp.where(p1 > p0, (level - p0) / jnp.where(p1 > p0, p1 - p0, 1.0), 0.0)
+    crossing = jnp.where(j == 0, ts[0], t0 + jnp.clip(fraction, 0.0, 1.0) * (t1 - t0))
+    return jnp.where(jnp.any(above, axis=0), crossing, jnp.nan)

@@ -1,0 +1,196 @@
+"""Objectives: a model and its data, loss, weights and regularization, as one scalar function
+of the parameters, plus the metrics recorded along a trajectory.
+
+The two readings of "re-weighting" stand side by side (see docs/theory.md):
+
+- `Objective`, *loss re-weighting*: (1/n) sum_i q_i l(f(x_i); y_i) + (lambda/2)|theta|^2, with
+  q_i = omega_{y_i} times any per-example importance weight. Any model and loss.
+- `TargetFit`, *target re-weighting*: (1/(2n)) |Z - T|_F^2 + (lambda/2)|theta|^2, the SSM's
+  fit of a (re-weighted) target matrix T such as `label_matrix(counts, weights)`.
+
+Their minimizers coincide for the square loss, their gradient flows do not.
+Everything numeric is an array leaf, so objectives that differ only in weights, targets or
+lambda share one compilation.
+"""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+import numpy as np
+
+from . import _validate
+from .imbalance import check_class_weights
+from .losses import AbstractLoss, AbstractMarginLoss, l2_penalty
+from .metrics import class_means, correct_class_outputs, mode_strengths
+from .models import AbstractModel
+
+
+class AbstractObjective(eqx.Module):
+    labels: eqx.AbstractVar[Int[Array, " n"]]
+    num_classes: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(self, model: AbstractModel) -> Float[Array, ""]:
+        """The objective's value."""
+
+    @abc.abstractmethod
+    def metrics(self, model: AbstractModel) -> dict[str, Array]:
+        """Metrics at `model`: per-class arrays of shape (k,) and scalars."""
+
+
+def _per_class(num_classes, class_index, loss_values, correct, outputs, progress):
+    return {
+        "class_accuracy": class_means(correct.astype(outputs.dtype), class_index, num_classes),
+        "class_loss": class_means(loss_values, class_index, num_classes),
+        "class_output": class_means(outputs, class_index, num_classes),
+        "class_progress": class_means(progress, class_index, num_classes),
+    }
+
+
+def _check_l2(l2):
+    _validate.number("l2", l2, low=0.0)
+    return jnp.asarray(l2, dtype=jnp.result_type(float))
+
+
+class Objective(AbstractObjective):
+    """Weighted empirical risk (loss re-weighting).
+
+    **Arguments:**
+
+    - `labels`: (n,) class indices 0..k-1, or -1/+1 for a margin loss.
+    - `loss`: an `AbstractLoss`, e.g. `losses.square`, `losses.cross_entropy`.
+    - `class_weights`: omega_c, (k,), e.g. `class_weights(counts, power)`. Default all ones.
+    - `example_weights`: extra per-example (importance) weights, (n,). Default all ones.
+    - `inputs`: data (n, p) for models acting on inputs; None for free-feature models.
+    - `l2`: lambda >= 0, the L2 strength on every parameter.
+    - `num_classes`: k; default: inferred from the labels (2 for margin losses).
+    """
+
+    labels: Int[Array, " n"]
+    loss: AbstractLoss
+    example_weights: Float[Array, " n"]
+    inputs: Array | None
+    l2: Float[Array, ""]
+    num_examples: Float[Array, ""]
+    num_classes: int = eqx.field(static=True)
+
+    def __init__(self, labels, loss: AbstractLoss, class_weights=None, example_weights=None,
+                 inputs=None, l2=0.0, num_classes=None):
+        if not isinstance(loss, AbstractLoss):
+            raise ValueError(f"`loss` = {loss!r} is not allowed: expected an AbstractLoss such "
+                             "as ssm_jax.losses.square or ssm_jax.losses.cross_entropy.")
+        margin = isinstance(loss, AbstractMarginLoss)
+        labels_np = np.asarray(labels)
+        if margin:
+            if not np.all(np.isin(labels_np, (-1, 1))):
+                bad = labels_np[~np.isin(labels_np, (-1, 1))]
+                raise ValueError(f"`labels` = {bad[:8]} is not allowed: a margin loss needs "
+                                 "labels in {-1, +1}.")
+            num_classes = 2
+        else:
+            if num_classes is None:
+                num_classes = int(labels_np.max()) + 1 if labels_np.size else 0
+            _validate.integer("num_classes", num_classes, minimum=2)
+            _validate.labels("labels", labels_np, num_classes)
+        n = labels_np.shape[0]
+        self.labels = jnp.asarray(labels_np)
+        self.loss = loss
+        self.num_classes = num_classes
+        q = jnp.ones(n, dtype=jnp.result_type(float))
+        if class_weights is not None:
+            check_class_weights(class_weights, num_classes)
+            q = q * jnp.asarray(class_weights)[self._class_index(self.labels)]
+        if example_weights is not None:
+            _validate.shape("example_weights", example_weights, (n,), "one weight per example")
+            _validate.number("example_weights", example_weights, low=0.0)
+            q = q * jnp.asarray(example_weights)
+        self.example_weights = q
+        if inputs is not None and np.shape(inputs)[0] != n:
+            raise ValueError(f"`inputs` has {np.shape(inputs)[0]} rows, expected one per "
+                             f"label ({n}).")
+        self.inputs = None if inputs is None else jnp.asarray(inputs)
+        self.l2 = _check_l2(l2)
+        self.num_examples = jnp.asarray(n, dtype=q.dtype)
+
+    def _class_index(self, labels):
+        # Margin losses label classes -1/+1; metrics index them 0/1.
+        return (labels > 0).astype(int) if isinstance(self.loss, AbstractMarginLoss) else labels
+
+    def __call__(self, model):
+        data_fit = jnp.sum(self.example_weights * self.loss(model(self.inputs), self.labels))
+        return data_fit / self.num_examples + self.l2 * l2_penalty(model)
+
+    def metrics(self, model):
+        outputs = model(self.inputs)
+        values = self.loss(outputs, self.labels)
+        if isinstance(self.loss, AbstractMarginLoss):
+            correct_outputs = jnp.reshape(outputs, self.labels.shape) * self.labels
+            correct = correct_outputs > 0
+        else:
+            correct_outputs = correct_class_outputs(outputs, self.labels)
+            correct = jnp.argmax(outputs, axis=-1) == self.labels
+        out = _per_class(self.num_classes, self._class_index(self.labels), values, correct,
+                         correct_outputs, self.loss.progress(outputs, self.labels))
+        out["loss"] = self(model)
+        return out
+
+
+class TargetFit(AbstractObjective):
+    """Fit of a target matrix by the model's output matrix Z = outputs^T (target re-weighting).
+
+    **Arguments:**
+
+    - `target`: T, (k, m), e.g. `label_matrix(counts, weights)` or `class_label_matrix(...)`.
+    - `labels`: the class of each column, (m,); default: the row of each column's largest entry.
+    - `num_examples`: n in the 1/(2n) normalization; default m. Give the true n with a
+      class-level target so that time runs as in the example-level model.
+    - `l2`: lambda >= 0, the L2 strength on every parameter.
+    """
+
+    target: Float[Array, "k m"]
+    labels: Int[Array, " m"]
+    num_examples: Float[Array, ""]
+    l2: Float[Array, ""]
+    modes: tuple[Array, Array, Array]
+    num_classes: int = eqx.field(static=True)
+
+    def __init__(self, target, labels=None, num_examples=None, l2=0.0):
+        if jnp.ndim(target) != 2:
+            raise ValueError(f"`target` must be a matrix (k, m), got shape {jnp.shape(target)}.")
+        _validate.number("target", target)
+        k, m = jnp.shape(target)
+        self.target = jnp.asarray(target, dtype=jnp.result_type(float))
+        self.num_classes = k
+        if labels is None:
+            labels = jnp.argmax(self.target, axis=0)
+        else:
+            _validate.shape("labels", labels, (m,), "one label per target column")
+            _validate.labels("labels", labels, k)
+        self.labels = jnp.asarray(labels)
+        if num_examples is None:
+            num_examples = m
+        _validate.number("num_examples", num_examples, low=0.0, low_open=True)
+        self.num_examples = jnp.asarray(num_examples, dtype=self.target.dtype)
+        self.l2 = _check_l2(l2)
+        # Mode strengths are measured along the target's singular vectors, computed once here.
+        U, s, Vt = jnp.linalg.svd(self.target, full_matrices=False)
+        self.modes = (U, s, Vt.T)
+
+    def __call__(self, model):
+        residual = model().T - self.target
+        return 0.5 * jnp.sum(residual**2) / self.num_examples + self.l2 * l2_penalty(model)
+
+    def metrics(self, model):
+        Z = model().T
+        values = 0.5 * jnp.sum((Z - self.target) ** 2, axis=0)
+        correct_outputs = correct_class_outputs(Z.T, self.labels)
+        correct_targets = correct_class_outputs(self.target.T, self.labels)
+        correct = jnp.argmax(Z, axis=0) == self.labels
+        out = _per_class(self.num_classes, self.labels, values, correct, correct_outputs,
+                         correct_outputs / correct_targets)
+        U, s, V = self.modes
+        out["mode_strength"] = mode_strengths(Z, U, V)
+        out["loss"] = self(model)
+        return out
