@@ -77,7 +77,7 @@ def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, sa
 
 def save_times(t1, num_saves: int, t0=0.0):
     """`num_saves` evenly spaced times from t0 to t1 (an array, so t1 may vary in a sweep)."""
-    _validate.integer("num_saves", num_saves, minimum=2)
+    num_saves = _validate.integer("num_saves", num_saves, minimum=2)
     t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
     return t0 + (jnp.asarray(t1, t0.dtype) - t0) * jnp.linspace(0.0, 1.0, num_saves)
 
@@ -114,7 +114,7 @@ def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
         ts = jnp.asarray(ts, dtype=jnp.result_type(float))
         if ts.ndim != 1 or ts.size < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
             raise ValueError("`ts` must be a 1-D array of at least 2 increasing save times.")
-    _validate.integer("max_steps", max_steps, minimum=1)
+    max_steps = _validate.integer("max_steps", max_steps, minimum=1)
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
         if isinstance(solver, diffrax.AbstractAdaptiveSolver):

@@ -147,6 +147,9 @@ class TargetFit(AbstractObjective):
     - `num_examples`: n in the 1/(2n) normalization; default m. Give the true n with a
       class-level target so that time runs as in the example-level model.
     - `l2`: lambda >= 0, the L2 strength on every parameter.
+    - `modes`: (U, s, V), the target's singular triplets along which `mode_strength` is
+      measured; default from an SVD. Pass them where equal singular values leave the SVD's
+      basis arbitrary, e.g. one mode per class (`analytic.class_modes`).
     """
 
     target: Float[Array, "k m"]
@@ -156,7 +159,7 @@ class TargetFit(AbstractObjective):
     modes: tuple[Array, Array, Array]
     num_classes: int = eqx.field(static=True)
 
-    def __init__(self, target, labels=None, num_examples=None, l2=0.0):
+    def __init__(self, target, labels=None, num_examples=None, l2=0.0, modes=None):
         if jnp.ndim(target) != 2:
             raise ValueError(f"`target` must be a matrix (k, m), got shape {jnp.shape(target)}.")
         _validate.number("target", target)
@@ -174,9 +177,13 @@ class TargetFit(AbstractObjective):
         _validate.number("num_examples", num_examples, low=0.0, low_open=True)
         self.num_examples = jnp.asarray(num_examples, dtype=self.target.dtype)
         self.l2 = _check_l2(l2)
-        # Mode strengths are measured along the target's singular vectors, computed once here.
-        U, s, Vt = jnp.linalg.svd(self.target, full_matrices=False)
-        self.modes = (U, s, Vt.T)
+        if modes is None:
+            U, s, Vt = jnp.linalg.svd(self.target, full_matrices=False)
+            modes = (U, s, Vt.T)
+        U, s, V = modes
+        _validate.shape("modes[0]", U, (k, jnp.shape(s)[0]), "U, one column per mode")
+        _validate.shape("modes[2]", V, (m, jnp.shape(s)[0]), "V, one column per mode")
+        self.modes = tuple(jnp.asarray(x, dtype=self.target.dtype) for x in (U, s, V))
 
     def __call__(self, model):
         residual = model().T - self.target

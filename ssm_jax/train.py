@@ -72,8 +72,8 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
 
     **Returns:** a `Trajectory` whose times are step counts.
     """
-    _validate.integer("steps", steps, minimum=1)
-    _validate.integer("record_every", record_every, minimum=1)
+    steps = _validate.integer("steps", steps, minimum=1)
+    record_every = _validate.integer("record_every", record_every, minimum=1)
     if steps % record_every:
         raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
                          f"`steps` = {steps}.")
@@ -82,7 +82,7 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
             raise ValueError("`batch_size` needs an `Objective` (per-example weights); "
                              f"got {type(objective).__name__}.")
         n = objective.labels.shape[0]
-        _validate.integer("batch_size", batch_size, minimum=1)
+        batch_size = _validate.integer("batch_size", batch_size, minimum=1)
         if batch_size > n:
             raise ValueError(f"`batch_size` = {batch_size} is not allowed: at most n = {n}.")
         if key is None:
