@@ -4,6 +4,7 @@ import csv
 import dataclasses
 from pathlib import Path
 import time
+from typing import Annotated
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -51,8 +52,8 @@ def _show_table(rows: list[dict]) -> None:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("ssm-jax-out"), "--out", help="Folder for the results."),
-    quick: bool = typer.Option(False, "--quick", help="A small problem (k = 4) for a fast check."),
+    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-out"),
+    quick: Annotated[bool, typer.Option(help="A small problem (k = 4) for a fast check.")] = False,
 ):
     """ERM vs re-weighting at 10:1 imbalance: SSM and UFM (square and cross-entropy) for
     gamma in {0, 0.5, 1}, with closed-form learning times beside the measured ones."""
@@ -60,7 +61,7 @@ def demo(
 
     matplotlib.use("Agg")
     from . import plot
-    from .experiments.demo import DemoConfig, learning_time_table, run_demo, RUNS
+    from .experiments.demo import RUNS, DemoConfig, learning_time_table, run_demo
     from .results import write_netcdf
 
     out = _prepare_out(out)

@@ -22,7 +22,7 @@ def mode_strengths_figure(ds: xr.Dataset, powers=(0.0, 1.0)):
     ssm = _select(ds, model="SSM")
     fig, axes = plt.subplots(1, len(powers), figsize=(4.6 * len(powers), 3.6), sharey=True,
                              layout="constrained")
-    for ax, power in zip(np.atleast_1d(axes), powers):
+    for ax, power in zip(np.atleast_1d(axes), powers, strict=True):
         run = _select(ssm, power=power).isel(run=0)
         t = run.time.values
         a = run.mode_strength.values
@@ -52,7 +52,7 @@ def class_dynamics_figure(ds: xr.Dataset, model: str = "UFM"):
                              squeeze=False, sharex="col", layout="constrained")
     majority = runs.majority.values
     for col, loss_name in enumerate(loss_names):
-        for color, power in zip(colors, powers):
+        for color, power in zip(colors, powers, strict=True):
             run = _select(runs, loss=loss_name, power=power).isel(run=0)
             t = run.time.values
             for row, name in enumerate(("class_accuracy", "class_loss")):

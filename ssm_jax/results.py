@@ -5,16 +5,15 @@ solver statistics become scalar variables, and learning times a variable over `c
 Runs are stacked along a `run` dimension with their settings as coordinates.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 import json
 import platform
-from importlib.metadata import PackageNotFoundError, version
 
 import jax
 import numpy as np
 import xarray as xr
 
 from .trajectory import STATUS, Trajectory
-
 
 
 def _metric_dims(name: str, value: np.ndarray) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 import numpy as np
-import xarray as xr
 from typer.testing import CliRunner
+import xarray as xr
 
 from ssm_jax.cli import app
 

@@ -40,7 +40,7 @@ def test_aligned_factors_product_and_balance(num_factors):
         product = F @ product
     U, s, V = target_modes(T)
     np.testing.assert_allclose(product, (U * a0) @ V.T, atol=1e-12)
-    for lower, upper in zip(factors[:-1], factors[1:]):
+    for lower, upper in zip(factors[:-1], factors[1:], strict=True):
         np.testing.assert_allclose(upper.T @ upper, lower @ lower.T, atol=1e-12)
 
 

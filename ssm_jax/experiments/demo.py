@@ -7,8 +7,8 @@ effective initial strength (`analytic.effective_init_strength`), so predicted an
 learning times can be compared class by class.
 """
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ import xarray as xr
 
 from .. import analytic, losses
 from ..flow import gradient_flow
-from ..imbalance import class_weights, label_matrix, StepImbalance
+from ..imbalance import StepImbalance, class_weights, label_matrix
 from ..models import SSM, UFM
 from ..objective import Objective, TargetFit
 from ..results import trajectory_dataset
