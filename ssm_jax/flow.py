@@ -45,11 +45,12 @@ def vector_field_evals(solver, num_steps):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, save_params):
+def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, save_params,
+           metrics):
     model_of = lambda p: eqx.combine(p, static)  # noqa: E731
-    record = lambda t, p, obj: obj.metrics(model_of(p))  # noqa: E731
+    record = lambda t, p, obj: metrics(model_of(p), obj)  # noqa: E731
     if save_params:
-        record = lambda t, p, obj: (obj.metrics(model_of(p)), p)  # noqa: E731
+        record = lambda t, p, obj: (metrics(model_of(p), obj), p)  # noqa: E731
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=record),
                                   diffrax.SubSaveAt(t1=True)])
     sol = diffrax.diffeqsolve(
@@ -75,6 +76,11 @@ def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, sa
     return recorded, final, stats
 
 
+def objective_metrics(model, objective) -> dict:
+    """The default metrics: `objective.metrics(model)`."""
+    return objective.metrics(model)
+
+
 def save_times(t1, num_saves: int, t0=0.0):
     """`num_saves` evenly spaced times from t0 to t1 (an array, so t1 may vary in a sweep)."""
     num_saves = _validate.integer("num_saves", num_saves, minimum=2)
@@ -85,7 +91,7 @@ def save_times(t1, num_saves: int, t0=0.0):
 def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
                   solver=None, stepsize_controller=None, rtol=1e-6, atol=1e-9, dt0=None,
                   max_steps: int = 100_000, save_params: bool = False,
-                  precision: str = "highest") -> Trajectory:
+                  metrics=objective_metrics, precision: str = "highest") -> Trajectory:
     """Integrates the gradient flow of `objective` from `model`.
 
     **Arguments:**
@@ -100,6 +106,8 @@ def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
     - `dt0`: the first step; None lets an adaptive controller choose it.
     - `max_steps`: a run that needs more ends with status "max_steps" instead of raising.
     - `save_params`: also keep the model at every save time (`Trajectory.params`).
+    - `metrics`: what to record, a function (model, objective) -> dict of arrays; default
+      `objective.metrics`. Define it once and reuse it: a new function is a new compilation.
     - `precision`: matmul precision while compiling ("highest" keeps float32 matmuls in full
       float32 on GPUs and TPUs, never TF32/bf16; "default" lets the backend choose).
 
@@ -131,11 +139,11 @@ def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
     with jax.default_matmul_precision(precision):
         (recorded, final, stats), compile_s, run_s = timed_call(
             _solve, params, static, objective, ts, dt0, solver, stepsize_controller,
-            max_steps, save_params)
+            max_steps, save_params, metrics)
     stats = dict(stats, compile_seconds=compile_s, run_seconds=run_s)
-    metrics, history = recorded if save_params else (recorded, None)
+    values, history = recorded if save_params else (recorded, None)
     if history is not None:
         history = eqx.combine(history, static)
-    return Trajectory(ts=ts, metrics=metrics, final=eqx.combine(final, static), stats=stats,
+    return Trajectory(ts=ts, metrics=values, final=eqx.combine(final, static), stats=stats,
                       params=history)
 

@@ -11,6 +11,7 @@ import optax
 
 from . import _validate
 from ._timing import timed_call
+from .flow import objective_metrics
 from .objective import Objective
 from .trajectory import Trajectory, status_code
 
@@ -27,7 +28,7 @@ def _minibatch(objective, key, batch_size):
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
 def _run(params, static, objective, key, optimizer, num_records, record_every, batch_size,
-         save_params):
+         save_params, metrics):
     model_of = lambda p: eqx.combine(p, static)  # noqa: E731
 
     def step(carry, key):
@@ -38,8 +39,8 @@ def _run(params, static, objective, key, optimizer, num_records, record_every, b
         return (optax.apply_updates(params, updates), opt_state), None
 
     def record(params):
-        metrics = objective.metrics(model_of(params))
-        return (metrics, params) if save_params else metrics
+        recorded = metrics(model_of(params), objective)
+        return (recorded, params) if save_params else recorded
 
     def chunk(carry, key):
         carry, _ = jax.lax.scan(step, carry, jax.random.split(key, record_every))
@@ -55,7 +56,8 @@ def _run(params, static, objective, key, optimizer, num_records, record_every, b
 
 def train(model, objective, optimizer: optax.GradientTransformation, steps: int, *,
           record_every: int = 1, batch_size: int | None = None, key=None,
-          save_params: bool = False, precision: str = "highest") -> Trajectory:
+          save_params: bool = False, metrics=objective_metrics,
+          precision: str = "highest") -> Trajectory:
     """Runs `steps` optimizer steps on `objective` from `model`.
 
     **Arguments:**
@@ -68,6 +70,7 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
     - `batch_size`: None for full-batch steps; otherwise each step uses a fresh random batch
       of that many examples (an `Objective` only), drawn with `key`.
     - `save_params`: also keep the model at every recorded step.
+    - `metrics`: what to record, as for `gradient_flow`.
     - `precision`: matmul precision while compiling, as for `gradient_flow`.
 
     **Returns:** a `Trajectory` whose times are step counts.
@@ -93,10 +96,10 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
     with jax.default_matmul_precision(precision):
         (recorded, final, status), compile_s, run_s = timed_call(
             _run, params, static, objective, key, optimizer, steps // record_every,
-            record_every, batch_size, save_params)
-    metrics, history = recorded if save_params else (recorded, None)
+            record_every, batch_size, save_params, metrics)
+    values, history = recorded if save_params else (recorded, None)
     stats = {"num_steps": jnp.asarray(steps), "num_vector_field_evals": jnp.asarray(steps),
              "status": status, "compile_seconds": compile_s, "run_seconds": run_s}
     ts = jnp.arange(0, steps + 1, record_every, dtype=jnp.result_type(float))
-    return Trajectory(ts=ts, metrics=metrics, final=eqx.combine(final, static), stats=stats,
+    return Trajectory(ts=ts, metrics=values, final=eqx.combine(final, static), stats=stats,
                       params=None if history is None else eqx.combine(history, static))

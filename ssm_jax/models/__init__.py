@@ -1,0 +1,19 @@
+"""Models as Equinox modules: parameters only. Each maps its inputs (or, for free-feature
+models, nothing) to outputs of shape (n, k), one row per example.
+
+- `SSM`: two factors W (k x d) and H (d x m) whose product fits a target matrix.
+- `UFM`: classifier W (k x d), one free feature column per example H (d x n), optional bias.
+- `DeepLinear`: W_L ... W_1 applied to inputs X (n x p), or to free features H (deep UFM).
+
+Each has a small Gaussian initialization (entries of standard deviation `init_scale`) and an
+aligned, balanced one (`.aligned(...)`) under which gradient flow has a closed form.
+"""
+
+from ._base import (
+    AbstractModel as AbstractModel,
+    aligned_factors as aligned_factors,
+    target_modes as target_modes,
+)
+from .deep_linear import DeepLinear as DeepLinear
+from .ssm import SSM as SSM
+from .ufm import UFM as UFM
