@@ -1,0 +1,1 @@
+"""Example sets: separable Gaussian blobs and probe sets, scikit-learn's digits."""
