@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import analytic as analytic, losses as losses
 from .analytic import learning_time_ratio as learning_time_ratio
 from .flow import gradient_flow as gradient_flow, save_times as save_times
+from .grid import Grid as Grid
 from .imbalance import (
     LongTailImbalance as LongTailImbalance,
     StepImbalance as StepImbalance,
@@ -30,6 +31,8 @@ from .objective import (
     Objective as Objective,
     TargetFit as TargetFit,
 )
+from .store import SweepStore as SweepStore
+from .sweep import Flow as Flow, open_sweep as open_sweep, sweep as sweep, Train as Train
 from .train import train as train
 from .trajectory import STATUS as STATUS, Trajectory as Trajectory
 

@@ -9,6 +9,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 
 from . import _validate
 from ._timing import timed_call
@@ -43,10 +44,10 @@ def vector_field_evals(solver, num_steps):
     return num_steps * per_step + start
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, save_params,
-           metrics):
+def integrate(params, static, objective, ts, dt0, solver, controller, max_steps, save_params,
+              metrics):
+    """One flow, traceable: the body that `gradient_flow` compiles and sweeps batch.
+    Returns (recorded metrics[, parameter history]), final parameters, statistics."""
     model_of = lambda p: eqx.combine(p, static)  # noqa: E731
     record = lambda t, p, obj: metrics(model_of(p), obj)  # noqa: E731
     if save_params:
@@ -76,6 +77,16 @@ def _solve(params, static, objective, ts, dt0, solver, controller, max_steps, sa
     return recorded, final, stats
 
 
+# Counts compilations (tests read the count with `eqx.debug.get_num_traces`).
+_solve = eqx.filter_jit(eqx.debug.assert_max_traces(integrate, max_traces=None))
+
+
+def default_controller(rtol, atol) -> diffrax.PIDController:
+    """A PID controller whose error norm is the max over components: unlike an RMS norm it
+    is unchanged by zero padding, so a padded problem in a sweep takes the very same steps."""
+    return diffrax.PIDController(rtol=rtol, atol=atol, norm=optx.max_norm)
+
+
 def objective_metrics(model, objective) -> dict:
     """The default metrics: `objective.metrics(model)`."""
     return objective.metrics(model)
@@ -101,8 +112,9 @@ def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
     - `t1`: the final time (> 0). Saves are `num_saves` evenly spaced times on [0, t1],
       unless `ts` gives the save times (increasing; the flow runs from ts[0] to ts[-1]).
     - `solver`: a diffrax solver; default `diffrax.Tsit5()`.
-    - `stepsize_controller`: default `PIDController(rtol, atol)` for adaptive solvers and
-      `ConstantStepSize()` (with `dt0` required) otherwise.
+    - `stepsize_controller`: default `PIDController(rtol, atol)` with a max error norm
+      (`default_controller`) for adaptive solvers, and `ConstantStepSize()` (with `dt0`
+      required) otherwise.
     - `dt0`: the first step; None lets an adaptive controller choose it.
     - `max_steps`: a run that needs more ends with status "max_steps" instead of raising.
     - `save_params`: also keep the model at every save time (`Trajectory.params`).
@@ -126,7 +138,7 @@ def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
     solver = diffrax.Tsit5() if solver is None else solver
     if stepsize_controller is None:
         if isinstance(solver, diffrax.AbstractAdaptiveSolver):
-            stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
+            stepsize_controller = default_controller(rtol, atol)
         else:
             stepsize_controller = diffrax.ConstantStepSize()
     if dt0 is None and not isinstance(stepsize_controller, diffrax.PIDController):

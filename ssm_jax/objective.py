@@ -115,8 +115,10 @@ class Objective(AbstractObjective):
         self.num_examples = jnp.asarray(n, dtype=q.dtype)
 
     def _class_index(self, labels):
-        # Margin losses label classes -1/+1; metrics index them 0/1.
-        return (labels > 0).astype(int) if isinstance(self.loss, AbstractMarginLoss) else labels
+        # Margin losses label classes -1/+1; metrics index them 0/1, and padding (0) as -1.
+        if isinstance(self.loss, AbstractMarginLoss):
+            return jnp.where(labels == 0, -1, (labels > 0).astype(labels.dtype))
+        return labels
 
     def __call__(self, model):
         data_fit = jnp.sum(self.example_weights * self.loss(model(self.inputs), self.labels))

@@ -25,10 +25,10 @@ def _minibatch(objective, key, batch_size):
     return eqx.tree_at(lambda o: o.example_weights, objective, objective.example_weights * scale)
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run(params, static, objective, key, optimizer, num_records, record_every, batch_size,
-         save_params, metrics):
+def optimize(params, static, objective, key, optimizer, num_records, record_every, batch_size,
+             save_params, metrics):
+    """One training run, traceable: the body that `train` compiles and sweeps batch.
+    Returns (recorded metrics[, parameter history]), final parameters, status."""
     model_of = lambda p: eqx.combine(p, static)  # noqa: E731
 
     def step(carry, key):
@@ -52,6 +52,10 @@ def _run(params, static, objective, key, optimizer, num_records, record_every, b
     recorded = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first,
                                       recorded)
     return recorded, final, status_code(False, False, final)
+
+
+# Counts compilations (tests read the count with `eqx.debug.get_num_traces`).
+_run = eqx.filter_jit(eqx.debug.assert_max_traces(optimize, max_traces=None))
 
 
 def train(model, objective, optimizer: optax.GradientTransformation, steps: int, *,

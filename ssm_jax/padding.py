@@ -1,0 +1,76 @@
+"""Padding to a common number of examples, so that problems of different sizes share one
+compilation and one batch.
+
+Padded examples carry zero weight and label -1: they receive no gradient, contribute nothing
+to the objective, and belong to no class in the metrics. Free per-example parameters (UFM
+features) are padded with zero columns, which stay zero under the flow. Together with a
+padding-invariant error norm in the step-size controller, a padded run takes the very same
+steps as the unpadded one.
+"""
+
+import functools
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .losses import AbstractMarginLoss
+from .models import DeepLinear, SSM, UFM
+from .models._base import AbstractModel
+from .objective import Objective, TargetFit
+
+
+def _pad_axis(x, size: int, axis: int, value=0):
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, widths, constant_values=value)
+
+
+@functools.singledispatch
+def pad_examples(obj, size: int):
+    """`obj` (an objective or a model) padded to `size` examples.
+
+    Models without per-example parameters are returned as they are; register a padding for a
+    new free-feature model with `pad_examples.register`.
+    """
+    if isinstance(obj, AbstractModel):
+        return obj
+    raise TypeError(f"Cannot pad {type(obj).__name__} to more examples: register a padding "
+                    "with ssm_jax.padding.pad_examples.register.")
+
+
+@pad_examples.register
+def _(obj: Objective, size: int):
+    # Margin losses label classes -1/+1, so their padding label is 0 (no class).
+    pad_label = 0 if isinstance(obj.loss, AbstractMarginLoss) else -1
+    labels = _pad_axis(obj.labels, size, 0, pad_label)
+    weights = _pad_axis(obj.example_weights, size, 0)
+    inputs = None if obj.inputs is None else _pad_axis(obj.inputs, size, 0)
+    return eqx.tree_at(lambda o: (o.labels, o.example_weights, o.inputs), obj,
+                       (labels, weights, inputs), is_leaf=lambda x: x is None)
+
+
+@pad_examples.register
+def _(obj: TargetFit, size: int):
+    U, s, V = obj.modes
+    return eqx.tree_at(
+        lambda o: (o.target, o.labels, o.modes), obj,
+        (_pad_axis(obj.target, size, 1), _pad_axis(obj.labels, size, 0, -1),
+         (U, s, _pad_axis(V, size, 0))),
+    )
+
+
+@pad_examples.register
+def _(model: UFM, size: int):
+    return eqx.tree_at(lambda m: m.H, model, _pad_axis(model.H, size, 1))
+
+
+@pad_examples.register
+def _(model: SSM, size: int):
+    return eqx.tree_at(lambda m: m.H, model, _pad_axis(model.H, size, 1))
+
+
+@pad_examples.register
+def _(model: DeepLinear, size: int):
+    if model.features is None:
+        return model
+    return eqx.tree_at(lambda m: m.features, model, _pad_axis(model.features, size, 1))
