@@ -32,7 +32,7 @@ from .objective import (
     TargetFit as TargetFit,
 )
 from .store import SweepStore as SweepStore
-from .sweep import Flow as Flow, open_sweep as open_sweep, sweep as sweep, Train as Train
+from .sweep import Flow as Flow, Train as Train, open_sweep as open_sweep, sweep as sweep
 from .train import train as train
 from .trajectory import STATUS as STATUS, Trajectory as Trajectory
 

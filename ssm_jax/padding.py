@@ -14,7 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .losses import AbstractMarginLoss
-from .models import DeepLinear, SSM, UFM
+from .models import SSM, UFM, DeepLinear
 from .models._base import AbstractModel
 from .objective import Objective, TargetFit
 

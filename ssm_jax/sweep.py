@@ -16,6 +16,7 @@ How a sweep runs:
    over the grid's axes.
 """
 
+from collections.abc import Callable
 import concurrent.futures
 import dataclasses
 import json
@@ -23,7 +24,6 @@ import os
 from pathlib import Path
 import subprocess
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import diffrax
@@ -41,7 +41,7 @@ from .grid import Grid
 from .metrics import learning_time
 from .padding import pad_examples
 from .results import provenance
-from .store import merge_chunks, SweepStore
+from .store import SweepStore, merge_chunks
 from .train import optimize
 
 
@@ -269,7 +269,7 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
     # constructors' validation and gives each member's number of examples.
     points = [grid.point(i) for i in range(grid.size)]
     sizes = []
-    for i, point in enumerate(points):
+    for point in points:
         try:
             shapes = jax.eval_shape(lambda p=point: _as_problem(make_problem(**p)))
         except (ValueError, TypeError) as error:
