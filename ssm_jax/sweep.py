@@ -219,7 +219,8 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
           chunk_size: int | None = None, max_batch: int | None = None,
           batching: str = "auto", devices=None, pad_to: int | None = None,
           store=None, resume: bool = False, seed: int = 0,
-          progress: Callable[[int, int], None] | None = None) -> xr.Dataset | None:
+          progress: Callable[[int, int], None] | None = None,
+          metadata: dict | None = None) -> xr.Dataset | None:
     """Runs `dynamics` for every point of `grid` and returns the results as a dataset.
 
     **Arguments:**
@@ -235,8 +236,8 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
       averaged within each group and `cls` is labelled by group.
     - `order_by`: point settings -> a number; members are run in that order, so that a
       chunk holds members of similar cost (a predicted step count is a good key).
-    - `chunk_size`: members per compiled call; default from the devices' free memory.
-      `max_batch` caps it.
+    - `chunk_size`: members per compiled call; default from the devices' free memory, or,
+      when resuming, the stored sweep's. `max_batch` caps it.
     - `batching`: "vmap", "map" (`lax.map`, one member after another inside one call) or
       "auto": "map" on CPUs, "vmap" on accelerators.
     - `devices`: local devices to spread chunks over (default all).
@@ -246,6 +247,8 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
       stopped continues there, skipping finished chunks.
     - `seed`: member i uses key fold_in(key(seed), i) (minibatches), whatever the chunking.
     - `progress`: called with (members done, members total) after each chunk.
+    - `metadata`: anything JSON can hold (e.g. the configuration file), kept with the store
+      and in the dataset's `config` attribute.
 
     **Returns:** an `xarray.Dataset` over the grid's axes and (time, cls | mode) with every
     recorded metric, `learning_time`, `num_steps`, `status` (`STATUS` codes); per chunk
@@ -284,6 +287,11 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
     if order_by is not None:
         order = np.argsort([order_by(**p) for p in points], kind="stable")
     sample = _pad(_as_problem(make_problem(**points[order[0]])), pad_to)
+    stored_manifest = None if store is None else Path(store) / "manifest.json"
+    if resume and chunk_size is None and stored_manifest.exists():
+        # A resumed sweep keeps the chunk plan it started with.
+        chunk_size = json.loads(stored_manifest.read_text())["chunk_size"]
+        max_batch = None
     if chunk_size is None:
         sample_metrics = jax.eval_shape(metrics, sample[0], sample[1])
         num_values = sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(sample_metrics))
@@ -296,7 +304,8 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
 
     manifest = {"grid": grid.to_dict(), "dynamics": dynamics.describe(),
                 "chunk_size": chunk_size, "order": [int(i) for i in order],
-                "class_groups": class_groups, "pad_to": pad_to, "seed": seed}
+                "class_groups": class_groups, "pad_to": pad_to, "seed": seed,
+                "metadata": metadata}
     sweep_store = None if store is None else SweepStore(
         store, manifest, resume=resume, create=jax.process_index() == 0)
     done = set() if sweep_store is None else sweep_store.done()

@@ -1,0 +1,233 @@
+"""Sweep configuration files (TOML) for `ssm-jax sweep`: parsed and fully checked before any
+compute, with errors that name the offending key.
+
+    [problem]   fixed arguments of `problems.imbalance_problem`
+    [grid]      axes: a list of numbers, {start, stop, num[, log]} or {range = N}
+    [flow]      t1, num_saves, solver, rtol, atol, max_steps        (or [train])
+    [train]     optimizer ("sgd", "momentum", "adam"), learning_rate, momentum, steps,
+                record_every, batch_size
+    [sweep]     class_groups ("step" or "none"), order_by ("predicted_steps" or "none"),
+                max_batch, batching, seed
+"""
+
+import dataclasses
+import inspect
+from pathlib import Path
+import sys
+
+import diffrax
+import numpy as np
+import optax
+
+from .grid import Grid
+from .problems import imbalance_problem, predicted_steps
+from .sweep import Flow, Train
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_PROBLEM = {name: type(p.default) for name, p in
+            inspect.signature(imbalance_problem).parameters.items() if name != "width"}
+_FLOW = {"t1": float, "num_saves": int, "solver": str, "rtol": float, "atol": float,
+         "max_steps": int}
+_TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": int,
+          "record_every": int, "batch_size": int}
+_SWEEP = {"class_groups": str, "order_by": str, "max_batch": int, "batching": str, "seed": int}
+_SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5", "Dopri8")
+_OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot run as written."""
+
+
+def _typed(key: str, value, kind):
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+          else isinstance(value, kind) and not (kind is int and isinstance(value, bool)))
+    if not ok:
+        raise ConfigError(f"`{key}` = {value!r} is not allowed: expected "
+                          f"{ {float: 'a number', int: 'an integer', str: 'a string'}[kind] }.")
+    return float(value) if kind is float else value
+
+
+def _section(config: dict, name: str, schema: dict) -> dict:
+    table = config.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"`{name}` must be a table ([{name}]).")
+    for key, value in table.items():
+        if key not in schema:
+            raise ConfigError(f"Unknown key `{name}.{key}`: expected one of "
+                              f"{', '.join(sorted(schema))}.")
+        table[key] = _typed(f"{name}.{key}", value, schema[key])
+    return table
+
+
+def _axis(key: str, spec) -> np.ndarray:
+    if isinstance(spec, list):
+        values = [_typed(key, v, float) for v in spec]
+        if all(isinstance(v, int) for v in spec):
+            values = [int(v) for v in spec]
+    elif isinstance(spec, dict) and set(spec) == {"range"}:
+        values = list(range(_typed(f"{key}.range", spec["range"], int)))
+    elif isinstance(spec, dict) and {"start", "stop", "num"} <= set(spec) <= {
+            "start", "stop", "num", "log"}:
+        start, stop = (_typed(f"{key}.{k}", spec[k], float) for k in ("start", "stop"))
+        num = _typed(f"{key}.num", spec["num"], int)
+        log = spec.get("log", False)
+        values = (np.geomspace(start, stop, num) if log else np.linspace(start, stop, num))
+        if log and (start <= 0 or stop <= 0):
+            raise ConfigError(f"`{key}` is log-spaced: start and stop must be positive.")
+    else:
+        raise ConfigError(f"`{key}` = {spec!r} is not allowed: expected a list of numbers, "
+                          "{start, stop, num[, log]} or {range = N}.")
+    if len(values) == 0:
+        raise ConfigError(f"`{key}` is empty: a grid axis needs at least one value.")
+    return np.asarray(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfiguredProblem:
+    """`imbalance_problem` with the config's fixed settings; grid points fill in the rest.
+    For training it also returns the optimizer's hyperparameters, so they can be swept."""
+
+    fixed: tuple
+    hyper: tuple = ()
+
+    def __call__(self, **point):
+        hyper = dict(self.hyper)
+        for name in list(point):
+            if name in hyper:
+                hyper[name] = point.pop(name)
+        model, objective = imbalance_problem(**dict(self.fixed), **point)
+        return (model, objective, hyper) if hyper else (model, objective)
+
+
+def _momentum_sgd(learning_rate, momentum):
+    return optax.sgd(learning_rate, momentum=momentum)
+
+
+_OPTIMIZER_FACTORIES = {
+    "sgd": optax.inject_hyperparams(optax.sgd),
+    "momentum": optax.inject_hyperparams(_momentum_sgd),
+    "adam": optax.inject_hyperparams(optax.adam),
+}
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    make_problem: ConfiguredProblem
+    grid: Grid
+    dynamics: Flow | Train
+    options: dict
+    raw: dict
+
+
+def load(path) -> SweepConfig:
+    """Reads and checks a sweep configuration. Raises `ConfigError` naming the key at fault."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"Cannot read {path}: {error}") from error
+    return parse(raw)
+
+
+def parse(raw: dict) -> SweepConfig:
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    unknown = set(config) - {"problem", "grid", "flow", "train", "sweep"}
+    if unknown:
+        raise ConfigError(f"Unknown section `{sorted(unknown)[0]}`: expected problem, grid, "
+                          "flow or train, and sweep.")
+    if ("flow" in config) == ("train" in config):
+        raise ConfigError("Give exactly one of the sections [flow] and [train].")
+    problem = _section(config, "problem", _PROBLEM)
+    flow = _section(config, "flow", _FLOW)
+    train = _section(config, "train", _TRAIN)
+    options = _section(config, "sweep", _SWEEP)
+
+    grid_table = config.get("grid", {})
+    if not isinstance(grid_table, dict) or not grid_table:
+        raise ConfigError("`grid` needs at least one axis, e.g. power = [0.0, 0.5, 1.0].")
+    sweepable = {k for k, kind in _PROBLEM.items() if kind in (int, float)}
+    sweepable |= {"learning_rate", "momentum"} if "train" in config else set()
+    axes = {}
+    for key, spec in grid_table.items():
+        if key not in sweepable:
+            raise ConfigError(f"`grid.{key}` cannot be a grid axis: expected one of "
+                              f"{', '.join(sorted(sweepable))}.")
+        if key in problem or key in train:
+            raise ConfigError(f"`{key}` is set both in [grid] and as a fixed setting.")
+        axes[key] = _axis(f"grid.{key}", spec)
+    grid = Grid(**axes)
+
+    fixed = dict(problem)
+    if "dim" in axes:
+        # Sweeps over the width pad every member with zero dimensions to the largest.
+        fixed["width"] = int(np.max(axes["dim"]))
+    if "train" in config:
+        name = train.pop("optimizer", "sgd")
+        if name not in _OPTIMIZERS:
+            raise ConfigError(f"`train.optimizer` = {name!r} is not allowed: expected one of "
+                              f"{', '.join(_OPTIMIZERS)}.")
+        hyper = {"learning_rate": train.pop("learning_rate", 0.1)}
+        if name == "momentum":
+            hyper["momentum"] = train.pop("momentum", 0.9)
+        elif "momentum" in train or "momentum" in axes:
+            raise ConfigError("`momentum` needs `train.optimizer` = \"momentum\".")
+        if "steps" not in train:
+            raise ConfigError("`train.steps` is required.")
+        dynamics = _build(Train, optimizer=_OPTIMIZER_FACTORIES[name], **train)
+        make_problem = ConfiguredProblem(tuple(sorted(fixed.items())),
+                                         tuple(sorted(hyper.items())))
+    else:
+        if "t1" not in flow:
+            raise ConfigError("`flow.t1` is required.")
+        solver = flow.pop("solver", "Tsit5")
+        if solver not in _SOLVERS:
+            raise ConfigError(f"`flow.solver` = {solver!r} is not allowed: expected one of "
+                              f"{', '.join(_SOLVERS)}.")
+        dynamics = _build(Flow, solver=getattr(diffrax, solver)(), **flow)
+        make_problem = ConfiguredProblem(tuple(sorted(fixed.items())))
+
+    sweep_options = {"max_batch": options.get("max_batch"), "seed": options.get("seed", 0),
+                     "batching": options.get("batching", "auto")}
+    groups = options.get("class_groups", "step")
+    if groups not in ("step", "none"):
+        raise ConfigError(f"`sweep.class_groups` = {groups!r} is not allowed: expected "
+                          "\"step\" or \"none\".")
+    if groups == "step":
+        k = int(problem.get("num_classes", _default("num_classes")))
+        rho = float(problem.get("majority_fraction", _default("majority_fraction")))
+        num_majority = round(rho * k)
+        sweep_options["class_groups"] = {"majority": list(range(num_majority)),
+                                         "minority": list(range(num_majority, k))}
+    order = options.get("order_by", "predicted_steps" if isinstance(dynamics, Flow) else "none")
+    if order not in ("predicted_steps", "none"):
+        raise ConfigError(f"`sweep.order_by` = {order!r} is not allowed: expected "
+                          "\"predicted_steps\" or \"none\".")
+    if order == "predicted_steps" and isinstance(dynamics, Flow):
+        sweep_options["order_by"] = _StepKey(tuple(sorted(fixed.items())), dynamics.t1)
+    return SweepConfig(make_problem, grid, dynamics, sweep_options, raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepKey:
+    fixed: tuple
+    t1: float
+
+    def __call__(self, **point):
+        return predicted_steps(t1=self.t1, **{**dict(self.fixed), **point})
+
+
+def _default(name: str):
+    return inspect.signature(imbalance_problem).parameters[name].default
+
+
+def _build(cls, **kwargs):
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        section = "flow" if cls is Flow else "train"
+        raise ConfigError(f"[{section}] {error}") from error
