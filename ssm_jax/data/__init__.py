@@ -1,1 +1,18 @@
 """Example sets: separable Gaussian blobs and probe sets, scikit-learn's digits."""
+
+from .digits import (
+    DEFAULT_PAIR as DEFAULT_PAIR,
+    DigitsSplit as DigitsSplit,
+    digit_pair as digit_pair,
+    digits_images as digits_images,
+    step_imbalanced_digits as step_imbalanced_digits,
+)
+from .separable import (
+    BinaryData as BinaryData,
+    augment_bias as augment_bias,
+    gaussian_blobs as gaussian_blobs,
+    grid_axes as grid_axes,
+    importance_weights as importance_weights,
+    mean_direction as mean_direction,
+    probe_grid as probe_grid,
+)
