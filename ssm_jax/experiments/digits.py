@@ -1,0 +1,438 @@
+"""Real networks on real images: scikit-learn's digits (figure F6).
+
+- **Re-weighting** (`run_reweighting`): a 10-class step imbalance (5 majority digits, 5
+  minority at ratio R) trained with class weights omega_c ~ n_c^-gamma, ERM and gamma in
+  {0.5, 1}, seeds and gammas vmapped in one compiled call per network. Beside the measured
+  ratio of per-group learning steps sits the SSM/UFM prediction for the same counts.
+- **Importance weighting** (`run_importance`): a binary pair with weight w in 2^-8..2^8 on one
+  class, trained to interpolation with L2, batch norm and dropout switched on and off; the
+  fraction of test images (both classes, and the eight other digits as out-of-distribution
+  probes) predicted as the weighted class, epoch by epoch.
+
+A group's *learning step* is the first step at which its progress, (acc(t) - 1/k) /
+(acc(T) - 1/k) with acc the mean test accuracy over the group's digits and T the last
+recorded step, reaches 1/2 (`metrics.learning_time`, linear interpolation between records):
+the step at which the group is half-way from chance to where its run ends.
+"""
+
+import csv
+import dataclasses
+import itertools
+from pathlib import Path
+import time
+from typing import Annotated
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import typer
+import xarray as xr
+
+from .. import analytic
+from ..data.digits import DEFAULT_PAIR, digit_pair, step_imbalanced_digits
+from ..imbalance import class_weights
+from ..metrics import learning_time
+from ..models.networks import CNN, MLP
+from ..network_training import (
+    NetworkData,
+    init_networks,
+    stack,
+    train_networks,
+    training_setting,
+)
+
+NETWORKS = {"mlp": MLP, "cnn": CNN}
+EXPERIMENTS = ("reweighting", "importance")
+
+
+def _make_network(name: str, num_classes: int, batch_norm: bool):
+    if name not in NETWORKS:
+        raise ValueError(f"`network` = {name!r} is not allowed: expected one of "
+                         f"{', '.join(map(repr, NETWORKS))}.")
+    return lambda key: NETWORKS[name](num_classes, batch_norm=batch_norm, key=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReweightingConfig:
+    """Experiment A. Full batch SGD with momentum; `init_strength` is the a0 (target reading)
+    or z0 (loss reading) of the SSM/UFM prediction."""
+
+    networks: tuple[str, ...] = ("mlp", "cnn")
+    ratio: float = 10.0
+    minority_size: int = 9
+    powers: tuple[float, ...] = (0.0, 0.5, 1.0)
+    num_seeds: int = 8
+    steps: int = 400
+    record_every: int = 5
+    learning_rate: float = 0.02
+    momentum: float = 0.9
+    batch_size: int | None = None
+    init_strength: float = 1e-2
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportanceConfig:
+    """Experiment B. Minibatch SGD with momentum; metrics recorded once per epoch."""
+
+    network: str = "mlp"
+    digits: tuple[int, int] = DEFAULT_PAIR
+    log2_weights: tuple[int, ...] = (-8, -6, -4, -2, 0, 2, 4, 6, 8)
+    l2: tuple[float, ...] = (0.0, 1e-4, 1e-3)
+    batch_norm: tuple[bool, ...] = (False, True)
+    dropout: tuple[float, ...] = (0.0, 0.5)
+    num_seeds: int = 2
+    epochs: int = 300
+    batch_size: int = 30
+    train_per_class: int = 90
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    seed: int = 0
+
+
+QUICK_REWEIGHTING = ReweightingConfig(num_seeds=2, steps=150)
+QUICK_IMPORTANCE = ImportanceConfig(log2_weights=(-8, -4, 0, 4, 8), l2=(0.0, 1e-3),
+                                    num_seeds=1, epochs=60)
+
+
+def _keys(seed: int, count: int, stream: int):
+    return jax.random.split(jax.random.fold_in(jax.random.key(seed), stream), count)
+
+
+def _unflatten(values, shape: tuple[int, ...]) -> np.ndarray:
+    """The run axis of a `train_networks` metric split back into the grid's axes."""
+    return np.asarray(values).reshape(shape + values.shape[1:])
+
+
+def group_learning_steps(steps, accuracy, groups) -> np.ndarray:
+    """Learning steps of each group (module docstring) from per-class test accuracy.
+
+    **Arguments:**
+
+    - `steps`: recorded steps (T,).
+    - `accuracy`: per-class accuracy (..., T, k).
+    - `groups`: boolean masks over the k classes, one per group.
+
+    **Returns:** (..., len(groups)); NaN where a group ends within 0.05 of chance.
+    """
+    accuracy = np.asarray(accuracy)
+    chance = 1.0 / accuracy.shape[-1]
+    out = []
+    for mask in groups:
+        acc = accuracy[..., mask].mean(-1)
+        gain = acc[..., -1:] - chance
+        progress = (acc - chance) / np.where(gain > 0.05, gain, np.nan)
+        times = learning_time(jnp.asarray(steps, float), jnp.moveaxis(jnp.asarray(progress),
+                                                                      -1, 0))
+        out.append(np.where(gain[..., 0] > 0.05, np.asarray(times), np.nan))
+    return np.stack(out, axis=-1)
+
+
+def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Dataset:
+    """Experiment A: ERM vs re-weighting on the step-imbalanced digits.
+
+    **Returns:** a dataset over (network, power, seed, step, cls | mode | group) with per-class
+    train/test accuracy and loss, the feature spectrum, the learning steps of the majority
+    and minority groups, their ratio, and `predicted_ratio` over (power, reading): the SSM
+    (target) and UFM (loss) prediction of t_minority / t_majority for the same counts.
+    """
+    split = step_imbalanced_digits(config.ratio, config.minority_size, seed=config.seed)
+    data = NetworkData.from_split(split)
+    counts = split.counts
+    majority = counts == counts.max()
+    settings = stack([training_setting(split.y_train, 10, learning_rate=config.learning_rate,
+                                       momentum=config.momentum,
+                                       class_weights=class_weights(counts, power))
+                      for power in config.powers for _ in range(config.num_seeds)])
+    runs = []
+    num_runs = len(config.powers) * config.num_seeds
+    for i, name in enumerate(config.networks):
+        # The same initial networks for every power: seed s starts from one network.
+        init = np.tile(np.arange(config.num_seeds), len(config.powers))
+        networks = init_networks(_make_network(name, 10, False),
+                                 _keys(config.seed, config.num_seeds, 2 * i)[init])
+        run = train_networks(networks, data, settings, config.steps,
+                             keys=_keys(config.seed, num_runs, 2 * i + 1),
+                             record_every=config.record_every, batch_size=config.batch_size)
+        shape = (len(config.powers), config.num_seeds)
+        metric = lambda key, run=run, shape=shape: _unflatten(run.metrics[key],  # noqa: E731
+                                                              shape)
+        dims = ("power", "seed", "step", "cls")
+        runs.append(xr.Dataset({
+            **{key: (dims, metric(key)) for key in ("train_accuracy", "train_loss",
+                                                    "test_accuracy", "test_loss")},
+            "feature_spectrum": (("power", "seed", "step", "mode"),
+                                 metric("feature_spectrum")),
+            "compile_seconds": ((), run.compile_seconds),
+            "run_seconds": ((), run.run_seconds),
+        }, coords={"step": np.asarray(run.steps)}))
+    ds = xr.concat(runs, dim="network").assign_coords(
+        network=list(config.networks), power=list(config.powers),
+        seed=np.arange(config.num_seeds), cls=np.arange(10), count=("cls", counts),
+        majority=("cls", majority), group=["majority", "minority"])
+    learned = group_learning_steps(ds.step.values, ds.test_accuracy.values,
+                                   [majority, ~majority])
+    ds["learning_step"] = (("network", "power", "seed", "group"), learned)
+    ds["learning_step_ratio"] = ds.learning_step.sel(group="minority") / \
+        ds.learning_step.sel(group="majority")
+    predicted = [[float(analytic.learning_time_ratio(counts, power, config.init_strength,
+                                                     reading=reading))
+                  for reading in ("target", "loss")] for power in config.powers]
+    ds["predicted_ratio"] = (("power", "reading"), np.array(predicted))
+    ds = ds.assign_coords(reading=["target (SSM)", "loss (UFM)"])
+    ds.attrs.update(learning_step="first step at which (acc - 1/k) / (acc_final - 1/k) of the "
+                    "group's mean test accuracy reaches 1/2", init_strength=config.init_strength)
+    return ds
+
+
+def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
+    """Experiment B: importance weight w on the second digit of `config.digits`.
+
+    **Returns:** a dataset over (batch_norm, l2, dropout, weight, seed, epoch) with
+    `test_predicted_up` (.., cls): the fraction of each test class predicted as the weighted
+    class, `probe_predicted_up` (.., probe_digit): the same for the eight other digits, and
+    `train_accuracy` (.., cls).
+    """
+    split = digit_pair(config.digits, train_per_class=config.train_per_class, seed=config.seed)
+    data = NetworkData.from_split(split)
+    n = split.y_train.size
+    steps_per_epoch = -(-n // config.batch_size)
+    grid = list(itertools.product(config.l2, config.dropout, config.log2_weights,
+                                  range(config.num_seeds)))
+    settings = stack([training_setting(split.y_train, 2, learning_rate=config.learning_rate,
+                                       momentum=config.momentum, l2=l2, dropout=dropout,
+                                       importance_weights=np.where(split.y_train == 1,
+                                                                   2.0 ** log2_w, 1.0))
+                      for l2, dropout, log2_w, _ in grid])
+    seeds = np.array([seed for *_, seed in grid])
+    shape = (len(config.l2), len(config.dropout), len(config.log2_weights), config.num_seeds)
+    parts = []
+    for i, batch_norm in enumerate(config.batch_norm):
+        networks = init_networks(_make_network(config.network, 2, batch_norm),
+                                 _keys(config.seed, config.num_seeds, 2 * i)[seeds])
+        run = train_networks(networks, data, settings, config.epochs * steps_per_epoch,
+                             keys=_keys(config.seed, len(grid), 2 * i + 1),
+                             record_every=steps_per_epoch, batch_size=config.batch_size)
+        metric = lambda key, run=run: _unflatten(run.metrics[key], shape)  # noqa: E731
+        dims = ("l2", "dropout", "weight", "seed", "epoch")
+        parts.append(xr.Dataset({
+            "test_predicted_up": (dims + ("cls",), metric("test_predicted")[..., 1]),
+            "probe_predicted_up": (dims + ("probe_digit",), metric("probe_predicted")[..., 1]),
+            "train_accuracy": (dims + ("cls",), metric("train_accuracy")),
+            "compile_seconds": ((), run.compile_seconds),
+            "run_seconds": ((), run.run_seconds),
+        }))
+    probe_digits = np.unique(split.probe_digit)
+    ds = xr.concat(parts, dim="batch_norm").assign_coords(
+        batch_norm=list(config.batch_norm), l2=list(config.l2), dropout=list(config.dropout),
+        weight=2.0 ** np.array(config.log2_weights), seed=np.arange(config.num_seeds),
+        epoch=np.arange(config.epochs + 1), cls=list(split.digits), probe_digit=probe_digits)
+    ds.attrs.update(weighted_digit=int(split.digits[1]), other_digit=int(split.digits[0]),
+                    steps_per_epoch=steps_per_epoch)
+    return ds
+
+
+def reweighting_figure(ds: xr.Dataset, network: str | None = None):
+    """Figure F6, left: majority vs minority test accuracy vs step (mean over seeds, band:
+    min to max) for each gamma, and the measured vs predicted ratio of learning steps."""
+    import matplotlib.pyplot as plt
+
+    from ..plot import MAJORITY, MINORITY
+
+    net = ds.sel(network=network or str(ds.network.values[0]))
+    powers = net.power.values
+    fig, axes = plt.subplots(1, len(powers) + 1, figsize=(3.3 * (len(powers) + 1), 3.2),
+                             layout="constrained")
+    majority = net.majority.values
+    steps = net.step.values
+    for ax, power in zip(axes, powers, strict=False):
+        acc = net.test_accuracy.sel(power=power).values
+        for mask, color, label in ((majority, MAJORITY, "majority"),
+                                   (~majority, MINORITY, "minority")):
+            group = acc[..., mask].mean(-1)
+            ax.plot(steps, group.mean(0), color=color, label=label)
+            ax.fill_between(steps, group.min(0), group.max(0), color=color, alpha=0.2, lw=0)
+        ax.set_title(f"{str(net.network.values).upper()}, gamma = {power:g}"
+                     + (" (ERM)" if power == 0 else ""), fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8, loc="lower right")
+    ax = axes[-1]
+    for j, name in enumerate(ds.network.values):
+        ratio = ds.learning_step_ratio.sel(network=name).values
+        ax.errorbar(powers + 0.03 * j, np.nanmean(ratio, -1), yerr=np.nanstd(ratio, -1),
+                    fmt="o", label=f"{str(name).upper()} (measured)")
+    for reading, style in zip(ds.reading.values, ("--", ":"), strict=True):
+        ax.plot(powers, ds.predicted_ratio.sel(reading=reading), "k" + style, label=reading)
+    ax.axhline(1.0, color="gray", lw=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("gamma")
+    ax.set_ylabel("t_minority / t_majority")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def importance_figure(ds: xr.Dataset):
+    """Figure F6, right: the fraction of images predicted as the weighted digit vs epoch,
+    one row per regularizer switched on alone, one color per weight; left column the test
+    images of both digits, right column the eight out-of-distribution digits."""
+    import matplotlib.pyplot as plt
+
+    base = dict(batch_norm=False, l2=0.0, dropout=0.0)
+    rows = [("no regularization", base)]
+    if ds.l2.size > 1:
+        rows.append((f"L2 = {ds.l2.values.max():g}", {**base, "l2": ds.l2.values.max()}))
+    if True in ds.batch_norm.values:
+        rows.append(("batch norm", {**base, "batch_norm": True}))
+    if ds.dropout.size > 1:
+        rows.append((f"dropout {ds.dropout.values.max():g}",
+                     {**base, "dropout": ds.dropout.values.max()}))
+    fig, axes = plt.subplots(len(rows), 2, figsize=(7.6, 2.1 * len(rows)), sharex=True,
+                             sharey=True, squeeze=False, layout="constrained")
+    colors = plt.cm.coolwarm(np.linspace(0, 1, ds.weight.size))
+    epochs = ds.epoch.values
+    for r, (title, where) in enumerate(rows):
+        sel = ds.sel(**where)
+        for color, w in zip(colors, ds.weight.values, strict=True):
+            one = sel.sel(weight=w)
+            test = one.test_predicted_up.mean(("seed", "cls")).values
+            probe = one.probe_predicted_up.mean(("seed", "probe_digit")).values
+            axes[r, 0].plot(epochs + 1, test, color=color, label=f"w = 2^{np.log2(w):+.0f}")
+            axes[r, 1].plot(epochs + 1, probe, color=color)
+        axes[r, 0].set_ylabel(f"{title}\nfraction", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+    digit = ds.attrs["weighted_digit"]
+    axes[0, 0].set_title(f"test {ds.attrs['other_digit']}s and {digit}s predicted as {digit}",
+                         fontsize=9)
+    axes[0, 1].set_title(f"other digits (out of distribution) predicted as {digit}",
+                         fontsize=9)
+    axes[-1, 0].set_xlabel("epoch + 1")
+    axes[-1, 1].set_xlabel("epoch + 1")
+    axes[0, 0].legend(fontsize=6, ncol=2, loc="lower right")
+    return fig
+
+
+def reweighting_table(ds: xr.Dataset) -> list[dict]:
+    """Per network and gamma: mean learning steps of the majority and minority groups and
+    their ratio (mean over seeds), the SSM (target) and UFM (loss) predictions of that ratio,
+    and the groups' test accuracies at the fifth record and at the end."""
+    rows = []
+    majority = ds.majority.values
+    early = int(ds.step.values[min(4, ds.step.size - 1)])
+    for name in ds.network.values:
+        for power in ds.power.values:
+            one = ds.sel(network=name, power=power)
+            acc = one.test_accuracy.values
+            steps = one.learning_step.values
+            at_early = acc[:, ds.step.values == early][:, 0]
+            rows.append({
+                "network": str(name), "gamma": float(power),
+                "t_maj": float(np.nanmean(steps[:, 0])),
+                "t_min": float(np.nanmean(steps[:, 1])),
+                "ratio": float(np.nanmean(one.learning_step_ratio.values)),
+                "SSM": float(ds.predicted_ratio.sel(power=power).values[0]),
+                "UFM": float(ds.predicted_ratio.sel(power=power).values[1]),
+                f"maj@{early}": float(at_early[:, majority].mean()),
+                f"min@{early}": float(at_early[:, ~majority].mean()),
+                "maj_end": float(acc[:, -1][:, majority].mean()),
+                "min_end": float(acc[:, -1][:, ~majority].mean()),
+            })
+    return rows
+
+
+def importance_table(ds: xr.Dataset) -> list[dict]:
+    """Per regularization setting and weight: the fraction predicted as the weighted digit
+    (test images of both digits; the probe digits) after one epoch and at the end, and the
+    final train accuracy."""
+    rows = []
+    for bn, l2, dropout, w in itertools.product(ds.batch_norm.values, ds.l2.values,
+                                                ds.dropout.values, ds.weight.values):
+        one = ds.sel(batch_norm=bn, l2=l2, dropout=dropout, weight=w)
+        test = one.test_predicted_up.mean(("seed", "cls")).values
+        probe = one.probe_predicted_up.mean(("seed", "probe_digit")).values
+        rows.append({"BN": "on" if bn else "off", "L2": float(l2), "dropout": float(dropout),
+                     "log2 w": int(np.log2(w)), "test@1": float(test[1]),
+                     "test_end": float(test[-1]), "probe@1": float(probe[1]),
+                     "probe_end": float(probe[-1]),
+                     "train_acc": float(one.train_accuracy.isel(epoch=-1).mean())})
+    return rows
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _show(rows: list[dict], title: str, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in rows[0]:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+
+
+def command(
+    experiment: Annotated[str, typer.Option(help="Which experiment: 'reweighting' (A: ERM vs "
+                                            "class weights on the 10:1 digits) or "
+                                            "'importance' (B: importance weights on a pair).")
+                          ] = "reweighting",
+    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-out"),
+    quick: Annotated[bool, typer.Option(help="Fewer seeds, weights and steps: a check in about "
+                                        "a minute on a laptop CPU.")] = False,
+):
+    """Real networks on scikit-learn's digits: re-weighting (figure F6, left) or importance
+    weighting (figure F6, right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rich.console import Console
+
+    from ..plot import save
+    from ..results import write_netcdf
+
+    console = Console()
+    if experiment not in EXPERIMENTS:
+        raise typer.BadParameter(f"{experiment!r} is not an experiment: expected one of "
+                                 f"{', '.join(map(repr, EXPERIMENTS))}.",
+                                 param_hint="--experiment")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} exists and is not a folder.", param_hint="--out")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if experiment == "reweighting":
+        config = QUICK_REWEIGHTING if quick else ReweightingConfig()
+        with console.status("training the networks (one compiled call per network)"):
+            ds = run_reweighting(config)
+        rows = reweighting_table(ds)
+        _show(rows, "Digits at 10:1: learning steps (measured) and t_min/t_maj (SSM, UFM)",
+              console)
+        figure, fig_name = reweighting_figure(ds), "F6_reweighting.png"
+        what = "figure F6 (left): majority vs minority test accuracy vs step"
+    else:
+        config = QUICK_IMPORTANCE if quick else ImportanceConfig()
+        with console.status("training the networks (one compiled call per batch-norm "
+                            "setting)"):
+            ds = run_importance(config)
+        rows = importance_table(ds)
+        _show(rows, f"Digits {ds.attrs['other_digit']} vs {ds.attrs['weighted_digit']}: "
+              f"fraction predicted as {ds.attrs['weighted_digit']}", console)
+        figure, fig_name = importance_figure(ds), "F6_importance.png"
+        what = "figure F6 (right): fraction predicted as the weighted digit vs epoch"
+    console.print(f"{experiment}: compile {float(ds.compile_seconds.sum()):.1f} s, run "
+                  f"{float(ds.run_seconds.sum()):.1f} s, all in "
+                  f"{time.perf_counter() - start:.1f} s.")
+    save(figure, out / fig_name, dpi=90)
+    write_netcdf(ds, out / f"digits_{experiment}.nc", config=dataclasses.asdict(config))
+    _write_csv(rows, out / f"digits_{experiment}.csv")
+    for name, text in ((fig_name, what),
+                       (f"digits_{experiment}.nc", "all recorded metrics (netCDF, xarray)"),
+                       (f"digits_{experiment}.csv", "the table above")):
+        console.print(f"wrote {out / name}: {text}")

@@ -1,0 +1,319 @@
+"""Training the digits networks (`models.networks`) with optax: SGD with or without momentum,
+full batch or minibatch, class or per-example importance weights, L2; recording per-class
+train and test accuracy and loss, predicted-class fractions, and the singular values of the
+class-mean penultimate features every few steps.
+
+`ssm_jax.train` does not fit these networks: it trains a parameter-only model against an
+`Objective` that sees the whole data set, while here every step needs a dropout key, a batch
+gathered from the images (batch norm normalizes with the batch, so zero-weighting the others
+would change the statistics), and evaluation needs batch-norm statistics from the training
+set. The structure is the same: the whole run is one compiled `lax.scan` (an outer scan over
+records, an inner one over steps), and `train_networks` vmaps it over seeds and settings, so a
+grid of runs compiles once.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+import numpy as np
+import optax
+
+from . import _validate
+from ._timing import timed_call
+from .losses import CrossEntropy
+from .models.networks import AbstractNetwork
+
+
+class NetworkData(eqx.Module):
+    """Images and labels a network trains and is evaluated on.
+
+    **Arguments:**
+
+    - `x_train`, `y_train`: training images (n, 8, 8) and labels in 0..k-1.
+    - `x_test`, `y_test`: test images and labels.
+    - `num_classes`: k.
+    - `x_probe`, `probe_group`: optional probe images (e.g. digits the network never saw) and
+      their group in 0..G-1; for each group the fraction predicted as each class is recorded.
+    """
+
+    x_train: Float[Array, "n 8 8"]
+    y_train: Int[Array, " n"]
+    x_test: Float[Array, "m 8 8"]
+    y_test: Int[Array, " m"]
+    num_classes: int = eqx.field(static=True)
+    x_probe: Float[Array, "p 8 8"] | None = None
+    probe_group: Int[Array, " p"] | None = None
+    num_groups: int = eqx.field(static=True, default=0)
+
+    def __check_init__(self):
+        _validate.integer("num_classes", self.num_classes, minimum=2)
+        for name in ("y_train", "y_test"):
+            _validate.labels(name, getattr(self, name), self.num_classes)
+        for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+            if np.shape(getattr(self, x))[:1] != np.shape(getattr(self, y)):
+                raise ValueError(f"`{x}` has {np.shape(getattr(self, x))[0]} images but `{y}` "
+                                 f"has {np.shape(getattr(self, y))[0]} labels: expected one "
+                                 "label per image.")
+
+    @classmethod
+    def from_split(cls, split) -> "NetworkData":
+        """From a `data.digits.DigitsSplit`; probe digits become groups in increasing order."""
+        dtype = jnp.result_type(float)
+        probe, group, num_groups = None, None, 0
+        if split.x_probe is not None:
+            digits, group = np.unique(split.probe_digit, return_inverse=True)
+            probe, group, num_groups = jnp.asarray(split.x_probe, dtype), jnp.asarray(group), \
+                digits.size
+        return cls(jnp.asarray(split.x_train, dtype), jnp.asarray(split.y_train),
+                   jnp.asarray(split.x_test, dtype), jnp.asarray(split.y_test),
+                   split.num_classes, probe, group, num_groups)
+
+
+class TrainSetting(eqx.Module):
+    """What a sweep varies, all array leaves (one compilation serves every value): per-example
+    loss weights, learning rate, momentum (0: plain SGD), L2 strength and dropout rate.
+    Build it with `training_setting`."""
+
+    example_weights: Float[Array, " n"]
+    learning_rate: Float[Array, ""]
+    momentum: Float[Array, ""]
+    l2: Float[Array, ""]
+    dropout: Float[Array, ""]
+
+
+def training_setting(labels, num_classes: int, *, class_weights=None, importance_weights=None,
+                     learning_rate=0.1, momentum=0.0, l2=0.0, dropout=0.0) -> TrainSetting:
+    """A `TrainSetting` for training labels `labels`.
+
+    **Arguments:**
+
+    - `labels`: the training labels (n,), in 0..k-1.
+    - `num_classes`: k.
+    - `class_weights`: omega_c (k,), e.g. `imbalance.class_weights(counts, gamma)`; None is 1.
+    - `importance_weights`: a weight per example (n,), multiplied into the class weights.
+    - `learning_rate`: the SGD step.
+    - `momentum`: heavy-ball momentum in [0, 1); 0 is plain SGD.
+    - `l2`: lambda of the penalty (lambda/2)|theta|^2 on every trainable array.
+    - `dropout`: the dropout rate in [0, 1); 0 is off.
+
+    The per-example weights are scaled to mean 1, which keeps step sizes comparable across
+    weightings (SCIENCE.md, Section 2).
+
+    **Returns:** the `TrainSetting`.
+    """
+    labels = _validate.labels("labels", labels, num_classes)
+    n = labels.size
+    weights = np.ones(n)
+    if class_weights is not None:
+        _validate.shape("class_weights", class_weights, (num_classes,), "one weight per class")
+        _validate.number("class_weights", class_weights, low=0.0)
+        weights = weights * np.asarray(class_weights, dtype=float)[labels]
+    if importance_weights is not None:
+        _validate.shape("importance_weights", importance_weights, (n,),
+                        "one weight per training example")
+        _validate.number("importance_weights", importance_weights, low=0.0)
+        weights = weights * np.asarray(importance_weights, dtype=float)
+    if not np.any(weights > 0):
+        raise ValueError("the example weights are all zero: at least one must be positive.")
+    _validate.number("learning_rate", learning_rate, low=0.0, low_open=True)
+    _validate.number("momentum", momentum, low=0.0, high=1.0, high_open=True)
+    _validate.number("l2", l2, low=0.0)
+    _validate.number("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    dtype = jnp.result_type(float)
+    scalar = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    return TrainSetting(jnp.asarray(weights / weights.mean(), dtype), scalar(learning_rate),
+                        scalar(momentum), scalar(l2), scalar(dropout))
+
+
+def stack(trees):
+    """Stacks pytrees of the same structure along a new leading axis (settings for
+    `train_networks`)."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def init_networks(make, keys):
+    """`make(key)` for each key, stacked along a leading axis, e.g.
+    `init_networks(lambda k: MLP(10, key=k), jax.random.split(key, 4))`."""
+    return eqx.filter_vmap(make)(keys)
+
+
+class NetworkRun(eqx.Module):
+    """A recorded training run (or a stack of them, with a leading run axis on every array).
+
+    - `steps`: the steps at which metrics were recorded (T,).
+    - `metrics`: `train_accuracy`, `train_loss`, `test_accuracy`, `test_loss` (T, k);
+      `test_predicted` (T, k, k), the fraction of test images of class c predicted as class j;
+      `feature_spectrum` (T, min(k, d)), the singular values of the centred class-mean
+      penultimate features of the training set; with probes `probe_predicted` (T, G, k).
+      Losses are unweighted cross-entropy; weights act on training only.
+    - `final`: the trained network.
+    - `compile_seconds`, `run_seconds`: wall time, split.
+    """
+
+    steps: Array
+    metrics: dict
+    final: AbstractNetwork
+    compile_seconds: float
+    run_seconds: float
+
+
+def _fractions(predicted, groups, num_groups, num_classes):
+    """(G, k): the fraction of each group's examples predicted as each class."""
+    onehot_group = jax.nn.one_hot(groups, num_groups)
+    onehot_pred = jax.nn.one_hot(predicted, num_classes)
+    return (onehot_group.T @ onehot_pred) / jnp.sum(onehot_group, axis=0)[:, None]
+
+
+def _record(network, data: NetworkData):
+    k = data.num_classes
+    statistics = network.statistics(data.x_train)
+    loss = CrossEntropy()
+
+    def evaluate(x, y):
+        logits, features = network(x, statistics=statistics)
+        onehot = jax.nn.one_hot(y, k)
+        counts = jnp.sum(onehot, axis=0)
+        per_class = lambda v: (onehot.T @ v) / counts  # noqa: E731
+        predicted = jnp.argmax(logits, axis=-1)
+        correct = (predicted == y).astype(logits.dtype)
+        return (per_class(correct), per_class(loss(logits, y)),
+                _fractions(predicted, y, k, k), (onehot.T @ features) / counts[:, None])
+
+    train_acc, train_loss, _, class_features = evaluate(data.x_train, data.y_train)
+    test_acc, test_loss, test_predicted, _ = evaluate(data.x_test, data.y_test)
+    centred = class_features - jnp.mean(class_features, axis=0)
+    recorded = {
+        "train_accuracy": train_acc, "train_loss": train_loss,
+        "test_accuracy": test_acc, "test_loss": test_loss, "test_predicted": test_predicted,
+        "feature_spectrum": jnp.linalg.svd(centred, compute_uv=False),
+    }
+    if data.x_probe is not None:
+        logits, _ = network(data.x_probe, statistics=statistics)
+        recorded["probe_predicted"] = _fractions(jnp.argmax(logits, axis=-1), data.probe_group,
+                                                 data.num_groups, k)
+    return recorded
+
+
+def _run_one(network, data, setting, key, num_records, record_every, batch_size):
+    params, static = eqx.partition(network, eqx.is_inexact_array)
+    optimizer = optax.chain(optax.add_decayed_weights(setting.l2),
+                            optax.sgd(setting.learning_rate, setting.momentum))
+    n = data.y_train.shape[0]
+    loss = CrossEntropy()
+
+    def objective(params, key):
+        batch_key, dropout_key = jax.random.split(key)
+        x, y, q = data.x_train, data.y_train, setting.example_weights
+        if batch_size is not None:
+            chosen = jax.random.permutation(batch_key, n)[:batch_size]
+            x, y, q = x[chosen], y[chosen], q[chosen]
+        logits, _ = eqx.combine(params, static)(x, dropout=setting.dropout, key=dropout_key)
+        # The batch mean of q_i l_i estimates (1/n) sum_i q_i l_i without bias.
+        return jnp.mean(q * loss(logits, y))
+
+    def step(carry, key):
+        params, opt_state = carry
+        grads = jax.grad(objective)(params, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    def chunk(carry, key):
+        carry, _ = jax.lax.scan(step, carry, jax.random.split(key, record_every))
+        return carry, _record(eqx.combine(carry[0], static), data)
+
+    carry = (params, optimizer.init(params))
+    (final, _), recorded = jax.lax.scan(chunk, carry, jax.random.split(key, num_records))
+    first = _record(network, data)
+    recorded = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first,
+                                      recorded)
+    return recorded, eqx.combine(final, static)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
+def _run(networks, data, settings, keys, num_records, record_every, batch_size, batched):
+    run = lambda net, setting, key: _run_one(net, data, setting, key, num_records,  # noqa: E731
+                                             record_every, batch_size)
+    return eqx.filter_vmap(run)(networks, settings, keys) if batched else run(networks,
+                                                                               settings, keys)
+
+
+def _schedule(data, steps, record_every, batch_size):
+    steps = _validate.integer("steps", steps, minimum=1)
+    record_every = _validate.integer("record_every", record_every, minimum=1)
+    if steps % record_every:
+        raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
+                         f"`steps` = {steps}.")
+    if batch_size is not None:
+        n = data.y_train.shape[0]
+        batch_size = _validate.integer("batch_size", batch_size, minimum=1)
+        if batch_size > n:
+            raise ValueError(f"`batch_size` = {batch_size} is not allowed: at most the "
+                             f"{n} training images.")
+        if batch_size == n:
+            batch_size = None  # every image in every step: full batch
+    return steps // record_every, record_every, batch_size
+
+
+def _check_weights(data, setting):
+    n = data.y_train.shape[0]
+    shape = np.shape(setting.example_weights)
+    if shape[-1:] != (n,):
+        raise ValueError(f"`setting.example_weights` has shape {shape}: expected one weight "
+                         f"per training image, ({n},).")
+
+
+def _train(networks, data, settings, key_or_keys, steps, record_every, batch_size, batched,
+           precision):
+    _check_weights(data, settings)
+    num_records, record_every, batch_size = _schedule(data, steps, record_every, batch_size)
+    with jax.default_matmul_precision(precision):
+        (recorded, final), compile_s, run_s = timed_call(
+            _run, networks, data, settings, key_or_keys, num_records, record_every, batch_size,
+            batched)
+    return NetworkRun(jnp.arange(0, steps + 1, record_every), recorded, final, compile_s, run_s)
+
+
+def train_network(network: AbstractNetwork, data: NetworkData, setting: TrainSetting,
+                  steps: int, *, key, record_every: int = 1, batch_size: int | None = None,
+                  precision: str = "highest") -> NetworkRun:
+    """Trains one network for `steps` optimizer steps.
+
+    **Arguments:**
+
+    - `network`: an `MLP` or `CNN` with `data.num_classes` outputs.
+    - `data`: a `NetworkData`.
+    - `setting`: a `TrainSetting` from `training_setting`.
+    - `steps`: the number of steps; `record_every` must divide it. Metrics are recorded at
+      steps 0, record_every, ..., steps.
+    - `key`: draws dropout masks and minibatches.
+    - `batch_size`: None (or n) for full-batch steps; otherwise each step trains on that many
+      images drawn without replacement.
+    - `precision`: matmul precision while compiling ("highest" keeps TF32 out on GPUs).
+
+    **Returns:** a `NetworkRun`.
+    """
+    return _train(network, data, setting, key, steps, record_every, batch_size, False,
+                  precision)
+
+
+def train_networks(networks: AbstractNetwork, data: NetworkData, settings: TrainSetting,
+                   steps: int, *, keys, record_every: int = 1, batch_size: int | None = None,
+                   precision: str = "highest") -> NetworkRun:
+    """Trains a stack of networks (seeds and settings, e.g. from `init_networks` and `stack`),
+    vmapped in one compiled call; member i is exactly `train_network(networks[i], data,
+    settings[i], ..., key=keys[i])`.
+
+    **Arguments:** as for `train_network`, with a leading axis on `networks`, `settings` and
+    `keys`.
+
+    **Returns:** a `NetworkRun` with a leading run axis on its metrics and final networks.
+    """
+    sizes = {jax.tree_util.tree_leaves(x)[0].shape[0] for x in (settings, keys)}
+    sizes.add(jax.tree_util.tree_leaves(eqx.filter(networks, eqx.is_array))[0].shape[0])
+    if len(sizes) != 1:
+        raise ValueError(f"`networks`, `settings` and `keys` have leading axes of sizes "
+                         f"{sorted(sizes)}: expected one size, the number of runs.")
+    return _train(networks, data, settings, keys, steps, record_every, batch_size, True,
+                  precision)
