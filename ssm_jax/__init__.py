@@ -2,8 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analytic as analytic, losses as losses
-from .analytic import learning_time_ratio as learning_time_ratio
+from . import analytic as analytic, data as data, losses as losses, problems as problems
+from .analytic import learning_time_ratio as learning_time_ratio, max_margin as max_margin
+from .data import gaussian_blobs as gaussian_blobs, importance_weights as importance_weights
 from .flow import gradient_flow as gradient_flow, save_times as save_times
 from .grid import Grid as Grid
 from .imbalance import (
@@ -21,16 +22,27 @@ from .metrics import (
     mode_strengths as mode_strengths,
 )
 from .models import (
+    CNN as CNN,
+    MLP as MLP,
     SSM as SSM,
     UFM as UFM,
     AbstractModel as AbstractModel,
     DeepLinear as DeepLinear,
+    Linear as Linear,
+    TwoLayerReLU as TwoLayerReLU,
+)
+from .network_training import (
+    NetworkData as NetworkData,
+    train_network as train_network,
+    train_networks as train_networks,
+    training_setting as training_setting,
 )
 from .objective import (
     AbstractObjective as AbstractObjective,
     Objective as Objective,
     TargetFit as TargetFit,
 )
+from .separable_metrics import SeparableMetrics as SeparableMetrics
 from .store import SweepStore as SweepStore
 from .sweep import Flow as Flow, Train as Train, open_sweep as open_sweep, sweep as sweep
 from .train import train as train

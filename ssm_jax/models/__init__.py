@@ -4,6 +4,8 @@ models, nothing) to outputs of shape (n, k), one row per example.
 - `SSM`: two factors W (k x d) and H (d x m) whose product fits a target matrix.
 - `UFM`: classifier W (k x d), one free feature column per example H (d x n), optional bias.
 - `DeepLinear`: W_L ... W_1 applied to inputs X (n x p), or to free features H (deep UFM).
+- `Linear`, `TwoLayerReLU`: binary classifiers on inputs, for separable data.
+- `MLP`, `CNN`: small networks with optional batch norm and dropout, for the digits.
 
 Each has a small Gaussian initialization (entries of standard deviation `init_scale`) and an
 aligned, balanced one (`.aligned(...)`) under which gradient flow has a closed form.
@@ -15,5 +17,8 @@ from ._base import (
     target_modes as target_modes,
 )
 from .deep_linear import DeepLinear as DeepLinear
+from .linear import Linear as Linear
+from .networks import CNN as CNN, MLP as MLP, AbstractNetwork as AbstractNetwork
 from .ssm import SSM as SSM
+from .two_layer_relu import TwoLayerReLU as TwoLayerReLU
 from .ufm import UFM as UFM
