@@ -68,3 +68,13 @@ def choice(name: str, value, allowed):
     if value not in allowed:
         _fail(name, value, f"expected one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def schedule(steps, record_every) -> tuple[int, int]:
+    """`steps` >= 1 recorded every `record_every` >= 1 steps, which must divide it."""
+    steps = integer("steps", steps, minimum=1)
+    record_every = integer("record_every", record_every, minimum=1)
+    if steps % record_every:
+        raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
+                         f"`steps` = {steps}.")
+    return steps, record_every

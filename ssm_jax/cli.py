@@ -1,6 +1,5 @@
 """The `ssm-jax` command."""
 
-import csv
 import dataclasses
 from pathlib import Path
 import time
@@ -36,13 +35,6 @@ def _prepare_out(out: Path) -> Path:
     return out
 
 
-def _write_table(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _show_table(rows: list[dict]) -> None:
     table = Table(title="Half-learning times, majority vs minority classes",
                   caption="*: closed form from the run's effective initial strength "
@@ -73,7 +65,7 @@ def demo(
     matplotlib.use("Agg")
     from . import plot
     from .experiments.demo import RUNS, DemoConfig, learning_time_table, run_demo
-    from .results import write_netcdf
+    from .results import write_csv, write_netcdf
 
     out = _prepare_out(out)
     config = DemoConfig()
@@ -103,7 +95,7 @@ def demo(
     plot.save(plot.mode_strengths_figure(ds), out / "F1_mode_strengths.png")
     plot.save(plot.class_dynamics_figure(ds), out / "F2_class_dynamics.png")
     write_netcdf(ds, out / "trajectories.nc", config=dataclasses.asdict(config))
-    _write_table(rows, out / "learning_times.csv")
+    write_csv(rows, out / "learning_times.csv")
     for name, what in written.items():
         console.print(f"wrote {out / name}: {what}")
 

@@ -240,11 +240,7 @@ def _run(networks, data, settings, keys, num_records, record_every, batch_size, 
 
 
 def _schedule(data, steps, record_every, batch_size):
-    steps = _validate.integer("steps", steps, minimum=1)
-    record_every = _validate.integer("record_every", record_every, minimum=1)
-    if steps % record_every:
-        raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
-                         f"`steps` = {steps}.")
+    steps, record_every = _validate.schedule(steps, record_every)
     if batch_size is not None:
         n = data.y_train.shape[0]
         batch_size = _validate.integer("batch_size", batch_size, minimum=1)

@@ -5,8 +5,10 @@ solver statistics become scalar variables, and learning times a variable over `c
 Runs are stacked along a `run` dimension with their settings as coordinates.
 """
 
+import csv
 from importlib.metadata import PackageNotFoundError, version
 import json
+from pathlib import Path
 import platform
 
 import jax
@@ -53,3 +55,11 @@ def write_netcdf(ds: xr.Dataset, path, config: dict | None = None) -> None:
     if config is not None:
         ds = ds.assign_attrs(config=json.dumps(config, default=str))
     ds.to_netcdf(path, engine="netcdf4")
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """Rows of a results table (dicts with the same keys) as a CSV file."""
+    with Path(path).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -81,11 +81,7 @@ class Train:
     batch_size: int | None = None
 
     def __post_init__(self):
-        _validate.integer("steps", self.steps, minimum=1)
-        _validate.integer("record_every", self.record_every, minimum=1)
-        if self.steps % self.record_every:
-            raise ValueError(f"`record_every` = {self.record_every} must divide `steps` = "
-                             f"{self.steps}.")
+        _validate.schedule(self.steps, self.record_every)
 
     def describe(self) -> dict:
         return {"kind": "train", "steps": self.steps, "record_every": self.record_every,

@@ -79,11 +79,7 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
 
     **Returns:** a `Trajectory` whose times are step counts.
     """
-    steps = _validate.integer("steps", steps, minimum=1)
-    record_every = _validate.integer("record_every", record_every, minimum=1)
-    if steps % record_every:
-        raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
-                         f"`steps` = {steps}.")
+    steps, record_every = _validate.schedule(steps, record_every)
     if batch_size is not None:
         if not isinstance(objective, Objective):
             raise ValueError("`batch_size` needs an `Objective` (per-example weights); "

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize_scalar
+from svm_oracle import primal_svm
 import xarray as xr
 
 from ssm_jax import losses
@@ -23,16 +24,6 @@ from ssm_jax.separable_metrics import SeparableMetrics
 
 TS = jnp.concatenate([jnp.zeros(1), jnp.logspace(-2, 12, 29)])
 
-
-def primal_svm(X, y):
-    """min |w|^2 / 2 s.t. y_i x_i^T w >= 1, by SLSQP (independent of max_margin's NNLS)."""
-    Z = X * y[:, None]
-    result = minimize(lambda w: 0.5 * w @ w, np.ones(X.shape[1]), jac=lambda w: w,
-                      constraints=[{"type": "ineq", "fun": lambda w: Z @ w - 1,
-                                    "jac": lambda w: Z}],
-                      method="SLSQP", options={"ftol": 1e-15, "maxiter": 1000})
-    assert result.success
-    return result.x
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ SVC; bad input raises ValueError."""
 import jax
 import numpy as np
 import pytest
-from scipy.optimize import minimize
+from svm_oracle import primal_svm
 
 from ssm_jax.data.separable import augment_bias, gaussian_blobs
 from ssm_jax.max_margin import (
@@ -14,15 +14,6 @@ from ssm_jax.max_margin import (
     measured_offsets,
     support_offsets,
 )
-
-
-def primal_svm(X, y):
-    Z = X * y[:, None]
-    result = minimize(lambda w: 0.5 * w @ w, np.ones(X.shape[1]), jac=lambda w: w,
-                      constraints=[{"type": "ineq", "fun": lambda w: Z @ w - 1,
-                                    "jac": lambda w: Z}],
-                      method="SLSQP", options={"ftol": 1e-15, "maxiter": 1000})
-    return result.x
 
 
 @pytest.mark.parametrize("seed,dim,n", [(0, 2, 20), (1, 5, 30), (2, 40, 10)])

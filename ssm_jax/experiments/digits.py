@@ -15,7 +15,6 @@ recorded step, reaches 1/2 (`metrics.learning_time`, linear interpolation betwee
 the step at which the group is half-way from chance to where its run ends.
 """
 
-import csv
 import dataclasses
 import itertools
 from pathlib import Path
@@ -361,13 +360,6 @@ def importance_table(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
-def _write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _show(rows: list[dict], title: str, console) -> None:
     from rich.table import Table
 
@@ -396,7 +388,7 @@ def command(
     from rich.console import Console
 
     from ..plot import save
-    from ..results import write_netcdf
+    from ..results import write_csv, write_netcdf
 
     console = Console()
     if experiment not in EXPERIMENTS:
@@ -431,7 +423,7 @@ def command(
                   f"{time.perf_counter() - start:.1f} s.")
     save(figure, out / fig_name, dpi=90)
     write_netcdf(ds, out / f"digits_{experiment}.nc", config=dataclasses.asdict(config))
-    _write_csv(rows, out / f"digits_{experiment}.csv")
+    write_csv(rows, out / f"digits_{experiment}.csv")
     for name, text in ((fig_name, what),
                        (f"digits_{experiment}.nc", "all recorded metrics (netCDF, xarray)"),
                        (f"digits_{experiment}.csv", "the table above")):

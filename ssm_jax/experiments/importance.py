@@ -427,7 +427,7 @@ def command(
     from rich.table import Table
 
     from ..plot import save
-    from ..results import write_netcdf
+    from ..results import write_csv, write_netcdf
 
     # Direction errors reach 1e-4 by t = 1e12, near float32's resolution of a cosine.
     jax.config.update("jax_enable_x64", True)
@@ -462,10 +462,7 @@ def command(
     save(boundaries_figure(ds), out / "F4_importance_boundaries.png", dpi=100)
     save(direction_error_figure(ds), out / "F5_direction_error.png", dpi=100)
     table_rows = [r for l2 in config.l2s for r in fraction_table(ds, l2=l2)]
-    with (out / "importance_fractions.csv").open("w") as f:
-        f.write(",".join(table_rows[0]) + "\n")
-        for r in table_rows:
-            f.write(",".join(str(v) for v in r.values()) + "\n")
+    write_csv(table_rows, out / "importance_fractions.csv")
     write_netcdf(ds, out / "importance.nc", config=dataclasses.asdict(config))
     for name, what in {
         "F4_importance_boundaries.png": "figure F4: decision boundaries over time per weight, "
