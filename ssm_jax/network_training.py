@@ -98,7 +98,7 @@ def training_setting(labels, num_classes: int, *, class_weights=None, importance
     - `dropout`: the dropout rate in [0, 1); 0 is off.
 
     The per-example weights are scaled to mean 1, which keeps step sizes comparable across
-    weightings (SCIENCE.md, Section 2).
+    weightings (docs/theory.md, Section 2).
 
     **Returns:** the `TrainSetting`.
     """

@@ -384,7 +384,11 @@ def _label(ds: xr.Dataset, grid: Grid, manifest: dict) -> xr.Dataset:
     coords = grid.coordinates()
     ds = ds.assign_coords({name: ("run", coords[name][ds.run.values]) for name in grid.names})
     per_chunk = [v for v in ds.data_vars if "chunk" in ds[v].dims]
-    grid_part = ds.drop_vars(per_chunk).set_index(run=list(grid.names)).unstack("run")
+    grid_part = ds.drop_vars(per_chunk)
+    if len(grid.names) == 1:  # one axis: no multi-index to unstack
+        grid_part = grid_part.swap_dims(run=grid.names[0]).drop_vars("run")
+    else:
+        grid_part = grid_part.set_index(run=list(grid.names)).unstack("run")
     out = grid_part.transpose(*grid.names, ...).assign({v: ds[v] for v in per_chunk})
     steps = ds["num_steps"].values
     out.attrs.update(provenance())

@@ -25,8 +25,8 @@ def ssm_problem(ratio, power, seed):
     return sj.SSM(target.shape, 6, init_scale=1e-2, key=jax.random.key(seed)), sj.TargetFit(target)
 
 
-def lr_problem(learning_rate, seed):
-    model, objective = ufm_problem(4.0, 0.5, 0.1, seed)
+def lr_problem(learning_rate):
+    model, objective = ufm_problem(4.0, 0.5, 0.1, 0)
     return model, objective, {"learning_rate": learning_rate}
 
 

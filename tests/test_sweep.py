@@ -87,14 +87,15 @@ def test_ssm_and_training_sweeps():
                   t1=200.0, num_saves=8)
     assert "mode_strength" in ds and np.all(ds.status.values == 0)
     rates = [0.05, 0.2]
-    ds = sj.sweep(sp.lr_problem, sj.Grid(learning_rate=rates, seed=[0]),
-                  dynamics=sj.Train(sp.SGD, steps=40, record_every=10))
+    ds = sj.sweep(sp.lr_problem, sj.Grid(learning_rate=rates),
+                  dynamics=sj.Train(sp.SGD, steps=40, record_every=10), seed=0)
+    assert ds.loss.dims == ("learning_rate", "time")
     for lr in rates:
-        model, objective, _ = sp.lr_problem(lr, 0)
+        model, objective, _ = sp.lr_problem(lr)
         import optax
 
         direct = sj.train(model, objective, optax.sgd(lr), steps=40, record_every=10)
-        np.testing.assert_allclose(ds.loss.sel(learning_rate=lr, seed=0).values,
+        np.testing.assert_allclose(ds.loss.sel(learning_rate=lr).values,
                                    direct.metrics["loss"], rtol=1e-10)
 
 

@@ -95,11 +95,12 @@ def run_demo(config: DemoConfig = DemoConfig(),
                 power=("run", [float(power)])))
             if on_run is not None:
                 on_run(f"{model_name} {loss_name} gamma={power:g}")
-    counts = config.imbalance.counts
+    spec = config.imbalance
     ds = xr.concat(runs, dim="run", data_vars="all", coords="different",
                    compat="equals", join="outer")
-    return ds.assign_coords(cls=np.arange(counts.size), count=("cls", counts),
-                            majority=("cls", counts == counts.max()))
+    # Majority classes by position, so that R = 1 still has two (equal) groups.
+    return ds.assign_coords(cls=np.arange(spec.num_classes), count=("cls", spec.counts),
+                            majority=("cls", np.arange(spec.num_classes) < spec.num_majority))
 
 
 def learning_time_table(ds: xr.Dataset) -> list[dict]:
