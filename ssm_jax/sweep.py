@@ -313,16 +313,33 @@ def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
     finished = [sum(len(chunks[c]) for c in done)]
     base_key = jax.random.key(seed)
 
+    def compute(members, device):
+        """Runs `members` in one compiled call; a call that exhausts the device's memory is
+        run again as two halves (results are per member, so they do not change)."""
+        problems = [_pad(_as_problem(make_problem(**points[i])), pad_to) for i in members]
+        batch, static = _stack(problems, members)
+        keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(jnp.asarray(members))
+        batch = jax.device_put((*batch, keys), device)
+        try:
+            (recorded, stats), compile_s, run_s = timed_call(
+                _run_chunk, batch, static, dynamics, metrics, batching)
+        except jax.errors.JaxRuntimeError as error:
+            if "RESOURCE_EXHAUSTED" not in str(error) or len(members) == 1:
+                raise
+            del batch
+            half = len(members) // 2
+            (r1, s1, c1, t1), (r2, s2, c2, t2) = (compute(members[:half], device),
+                                                  compute(members[half:], device))
+            join = lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)])  # noqa: E731
+            return (jax.tree_util.tree_map(join, r1, r2), jax.tree_util.tree_map(join, s1, s2),
+                    c1 + c2, t1 + t2)
+        return recorded, stats, compile_s, run_s
+
     def run(chunk: int, device) -> None:
         indices = chunks[chunk]
         # The last chunk is filled up with copies of its last member: one shape, one compile.
         filled = np.concatenate([indices, np.repeat(indices[-1:], chunk_size - len(indices))])
-        problems = [_pad(_as_problem(make_problem(**points[i])), pad_to) for i in filled]
-        batch, static = _stack(problems, filled)
-        keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(jnp.asarray(filled))
-        batch = jax.device_put((*batch, keys), device)
-        (recorded, stats), compile_s, run_s = timed_call(
-            _run_chunk, batch, static, dynamics, metrics, batching)
+        recorded, stats, compile_s, run_s = compute(filled, device)
         ds = _chunk_dataset(recorded, stats, indices, dynamics, class_groups)
         steps = np.asarray(stats["num_steps"])[:len(indices)].astype(float)
         ds.attrs.update(chunk_index=chunk, chunk_size=len(indices),

@@ -75,6 +75,23 @@ def test_one_compilation_for_the_whole_grid():
     assert eqx.debug.get_num_traces(sweep_module._run_chunk) - before == 1
 
 
+def test_chunks_that_exhaust_memory_are_split(reference, monkeypatch):
+    import jax
+
+    original = sweep_module._run_chunk
+    sizes = []
+
+    def small_memory(batch, *args):
+        sizes.append(len(batch[-1]))
+        if len(batch[-1]) > 2:
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory (simulated)")
+        return original(batch, *args)
+
+    monkeypatch.setattr(sweep_module, "_run_chunk", small_memory)
+    _assert_same(sp.run(chunk_size=5), reference)
+    assert max(sizes) == 5 and sizes.count(5) == 3 and set(sizes) <= {5, 3, 2, 1}
+
+
 def test_vmap_waste_is_measured():
     ds = sj.sweep(sp.ufm_problem, sp.grid(), t1=300.0, num_saves=5, batching="vmap",
                   chunk_size=12)
