@@ -49,6 +49,7 @@ import numpy as np
 import typer
 import xarray as xr
 
+from .._timing import timed_call
 from ..data.separable import (
     augment_bias,
     gaussian_blobs,
@@ -249,18 +250,16 @@ def _run_model(config: ImportanceConfig, model_name: str, data, ts):
                     metrics.append(SeparableMetrics(augment_bias(probe), svm.direction))
     solver, rtol, atol, rest_tol = SOLVERS[model_name]
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    start = time.perf_counter()
-    recorded, history, stats = jax.block_until_ready(_flow(
-        _stack(params), static, _stack(objectives), _stack(metrics), jnp.asarray(ts), solver,
-        controller, config.max_steps, rest_tol))
-    seconds = time.perf_counter() - start
+    (recorded, history, stats), compile_s, run_s = timed_call(
+        _flow, _stack(params), static, _stack(objectives), _stack(metrics), jnp.asarray(ts),
+        solver, controller, config.max_steps, rest_tol)
     shape = (len(config.losses), len(config.log2_weights), len(config.l2s), len(config.seeds))
     reshape = lambda x: np.asarray(x).reshape(shape + np.shape(x)[1:])  # noqa: E731
     recorded = {("objective" if name == "loss" else name): reshape(recorded[name])
                 for name in RECORDED}
     stats = {name: reshape(value) for name, value in stats.items()}
     history = eqx.combine(jax.tree.map(reshape, history), static)
-    return recorded, stats, history, seconds
+    return recorded, stats, history, (compile_s, run_s)
 
 
 def _grid_snapshots(config, history, ts):
@@ -279,7 +278,7 @@ def _grid_snapshots(config, history, ts):
 
 
 def run_importance(config: ImportanceConfig = ImportanceConfig(),
-                   on_model: Callable[[str, float], None] | None = None) -> xr.Dataset:
+                   on_model: Callable[[str, float, float], None] | None = None) -> xr.Dataset:
     """Runs every model of `config` over all losses, weights, lambdas and seeds.
 
     **Returns:** a dataset over (model, loss, log2_weight, l2, seed, time, cls) with the
@@ -287,7 +286,7 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
     `normalized_margin`, `norm`, `probe_positive`, `class_loss`, `class_accuracy`, and the
     objective's value `objective`), per run the solver's `num_steps`, `status` (0 ok, 1
     max_steps, 2 nonfinite, 3 failed) and `stop_time` (the time it came to rest, or t1),
-    `seconds` per model (one compiled call: compile and run), the decision values
+    `compile_seconds` and `run_seconds` per model (one compiled call), the decision values
     `grid_outputs` on a 2-D grid at the `snapshot` times for seed 0, and seed 0's training
     data and augmented SVM direction (`svm_direction` over `feature` = x1, x2, bias).
     """
@@ -296,16 +295,17 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
     dims = ("loss", "log2_weight", "l2", "seed")
     by_model = []
     for model_name in config.models:
-        recorded, stats, history, seconds = _run_model(config, model_name, data, ts)
+        recorded, stats, history, (compile_s, run_s) = _run_model(config, model_name, data, ts)
         variables = {name: (dims + ("time",) + (("cls",) if value.ndim == 6 else ()), value)
                      for name, value in recorded.items()}
         variables.update({name: (dims, value) for name, value in stats.items()})
         variables["grid_outputs"] = (("loss", "log2_weight", "l2", "snapshot", "gy", "gx"),
                                      _grid_snapshots(config, history, ts))
-        variables["seconds"] = ((), seconds)
+        variables["compile_seconds"] = ((), compile_s)
+        variables["run_seconds"] = ((), run_s)
         by_model.append(xr.Dataset(variables))
         if on_model is not None:
-            on_model(model_name, seconds)
+            on_model(model_name, compile_s, run_s)
     ds = xr.concat(by_model, dim="model")
     X, y, _, svm = data[config.seeds[0]]
     gx, gy = grid_axes(config.grid_extent, config.grid_resolution)
@@ -438,8 +438,8 @@ def command(
     config = QUICK if quick else ImportanceConfig()
     start = time.perf_counter()
     with console.status("gradient flows") as status:
-        ds = run_importance(config, on_model=lambda name, seconds: status.update(
-            f"done: {name} ({seconds:.1f} s)"))
+        ds = run_importance(config, on_model=lambda name, compile_s, run_s: status.update(
+            f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
     for l2 in sorted({0.0, max(config.l2s)}):
         rows = fraction_table(ds, l2=l2)
         table = Table(title=f"Fraction of the probe set predicted positive, lambda = {l2:g} "
