@@ -15,38 +15,13 @@ Paths:
 
 import argparse
 import platform
-import time
 
-import diffrax
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
+from w1 import ATOL, RTOL, SAVES, make_problem, naive_vmap, padded_problems, timed, w1_points
 
 import ssm_jax as sj
-from ssm_jax.padding import pad_examples
-from ssm_jax.problems import imbalance_problem, predicted_steps
-
-RTOL, ATOL, SAVES = 1e-4, 1e-6, 100
-
-
-def w1_points(batch: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return [dict(ratio=float(r), power=float(g), seed=i) for i, (r, g) in
-            enumerate(zip(rng.uniform(1, 100, batch), rng.uniform(0, 1, batch), strict=True))]
-
-
-def make_problem(ratio, power, seed):
-    return imbalance_problem(model="ufm", loss="square", num_classes=10, ratio=ratio,
-                             minority_size=10, dim=32, init_scale=1e-3, power=power, seed=seed)
-
-
-def timed(fn, repeats=1):
-    fn()  # warm-up: compile
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = jax.block_until_ready(fn())
-    return (time.perf_counter() - start) / repeats, out
+from ssm_jax.problems import predicted_steps
 
 
 def main():
@@ -55,8 +30,7 @@ def main():
     parser.add_argument("--t1", type=float, default=4000.0)
     args = parser.parse_args()
     points = w1_points(args.batch)
-    n_max = max(int(make_problem(**p)[1].labels.shape[0]) for p in points)
-    problems = [tuple(pad_examples(x, n_max) for x in make_problem(**p)) for p in points]
+    problems, n_max = padded_problems(points)
     ts = sj.save_times(args.t1, SAVES)
     results = {}
 
@@ -65,27 +39,7 @@ def main():
                 for m, o in problems]
 
     results["loop"] = timed(loop)
-
-    params = [eqx.filter(m, eqx.is_inexact_array) for m, _ in problems]
-    static = eqx.partition(problems[0][0], eqx.is_inexact_array)[1]
-    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
-    batch_params, batch_objectives = stack(params), stack([o for _, o in problems])
-
-    @jax.jit
-    @jax.vmap
-    def naive(p, objective):
-        def field(t, y, args):
-            grad = jax.grad(lambda q: args(eqx.combine(q, static)))(y)
-            return jax.tree.map(jnp.negative, grad)
-
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), ts[0], ts[-1], None, p, objective,
-            saveat=diffrax.SaveAt(ts=ts, fn=lambda t, y, a: a.metrics(
-                eqx.combine(y, static))["class_progress"]),
-            stepsize_controller=diffrax.PIDController(rtol=RTOL, atol=ATOL), max_steps=100_000)
-        return sol.ys, sol.stats["num_steps"]
-
-    results["naive vmap"] = timed(lambda: naive(batch_params, batch_objectives))
+    results["naive vmap"] = timed(naive_vmap(problems, ts), warmup=False)  # compiled ahead
 
     grid = sj.Grid(member=np.arange(args.batch))
     member_problem = lambda member: make_problem(**points[member])  # noqa: E731
