@@ -19,13 +19,21 @@ console = Console()
 
 def _register_experiments() -> None:
     """`ssm-jax run NAME`: the named experiments, each defined with its command in its own
-    file under ssm_jax/experiments."""
+    file under ssm_jax/experiments; and `ssm-jax bench solvers|gd` (ssm_jax/bench)."""
     from .experiments import digits, importance
 
     run_app = typer.Typer(help="Run a named experiment.", no_args_is_help=True)
     run_app.command("importance")(importance.command)
     run_app.command("digits")(digits.command)
     app.add_typer(run_app, name="run")
+
+    from .bench import command as bench
+
+    bench_app = typer.Typer(help="Benchmark solvers on problems with known solutions.",
+                            no_args_is_help=True)
+    bench_app.command("solvers")(bench.solvers)
+    bench_app.command("gd")(bench.gd)
+    app.add_typer(bench_app, name="bench")
 
 
 def _prepare_out(out: Path) -> Path:

@@ -1,0 +1,190 @@
+"""Work-precision measurements: each solver over a ladder of tolerances (or step counts for a
+fixed-step method), with the error against a problem's known solution and the work it took.
+
+The rules of a fair comparison: tolerances are arrays, so a solver compiles once per problem
+and its compile time is reported apart; every run is warmed up and timed until ready;
+vector-field evaluations are counted (from the tableau for explicit Runge-Kutta methods, by a
+host callback in the vector field for the others, in a separate untimed run).
+"""
+
+import time
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import flow
+from .._timing import timed_call
+from ..trajectory import STATUS
+from .problems import BenchProblem
+
+# name -> (solver, kind); kind "fixed" runs on a ladder of step counts, the others on tolerances.
+SOLVERS = {
+    "Euler": (diffrax.Euler(), "fixed"),
+    "Heun": (diffrax.Heun(), "explicit"),
+    "Midpoint": (diffrax.Midpoint(), "explicit"),
+    "Ralston": (diffrax.Ralston(), "explicit"),
+    "Bosh3": (diffrax.Bosh3(), "explicit"),
+    "Tsit5": (diffrax.Tsit5(), "explicit"),
+    "Dopri5": (diffrax.Dopri5(), "explicit"),
+    "Dopri8": (diffrax.Dopri8(), "explicit"),
+    "Kvaerno3": (diffrax.Kvaerno3(), "implicit"),
+    "Kvaerno5": (diffrax.Kvaerno5(), "implicit"),
+}
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, tree)
+
+
+def _controller(kind, tolerance, dtype):
+    """The controller for one rung, with its tolerance as an array leaf (no recompilation)."""
+    if kind == "fixed":
+        return diffrax.ConstantStepSize()
+    rtol = jnp.asarray(tolerance, dtype)
+    return flow.default_controller(rtol, rtol * 1e-3)
+
+
+def count_evals(problem: BenchProblem, solver, controller, dt0, max_steps, dtype) -> int:
+    """Vector-field executions in one solve, counted on the host (Jacobian-vector products of
+    an implicit solver's Newton iterations included)."""
+    calls = [0]
+    model, objective = _cast((problem.model, problem.objective), dtype)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    field = flow.vector_field(model, objective)
+
+    def counted(t, y, args):
+        jax.debug.callback(lambda: calls.__setitem__(0, calls[0] + 1))
+        return field(t, y, args)
+
+    ts = problem.ts.astype(dtype)
+    diffrax.diffeqsolve(diffrax.ODETerm(counted), solver, ts[0], ts[-1], dt0, params,
+                        objective, stepsize_controller=controller, max_steps=max_steps,
+                        throw=False)
+    jax.effects_barrier()
+    return calls[0]
+
+
+def _timed_run(run, min_seconds):
+    """Runs `run` (already compiled) until `min_seconds` have passed, at most 20 times, and
+    returns (result, best seconds): the minimum is the least disturbed by other load."""
+    best, total, result = float("inf"), 0.0, None
+    for _ in range(20):
+        start = time.perf_counter()
+        result = jax.block_until_ready(run())
+        elapsed = time.perf_counter() - start
+        best, total = min(best, elapsed), total + elapsed
+        if total >= min_seconds:
+            break
+    return result, best
+
+
+def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "float64",
+                   max_steps: int = 2**16, precision: str = "highest",
+                   min_seconds: float = 0.05) -> list[dict]:
+    """One solver on one problem over a ladder.
+
+    **Arguments:**
+
+    - `problem`: a `BenchProblem`.
+    - `solver`: a name from `SOLVERS`.
+    - `ladder`: relative tolerances (rtol; atol = 1e-3 rtol), or numbers of steps over
+      [ts[0], ts[-1]] for a fixed-step solver.
+    - `dtype`: "float32" or "float64", the precision of the state and the times.
+    - `max_steps`: a run that needs more ends with status "max_steps" (and error inf).
+    - `precision`: matmul precision ("highest": never TF32 or bf16 on accelerators).
+    - `min_seconds`: repeat a fast run until this much time has passed; report the best.
+
+    **Returns:** one record (dict) per rung: problem, solver, kind, dtype, tolerance or step
+    count, error, steps, rejected steps, vector-field evaluations, compile and run seconds,
+    status.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` = {solver!r} is not allowed: choose from {list(SOLVERS)}.")
+    if dtype not in DTYPES:
+        raise ValueError(f"`dtype` = {dtype!r} is not allowed: choose from {list(DTYPES)}.")
+    method, kind = SOLVERS[solver]
+    jdtype = DTYPES[dtype]
+    model, objective = _cast((problem.model, problem.objective), jdtype)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    ts = problem.ts.astype(jdtype)
+    span = float(ts[-1] - ts[0])
+    records, compile_seconds = [], 0.0
+    for rung in ladder:
+        controller = _controller(kind, rung, jdtype)
+        dt0 = jnp.asarray(span / rung, jdtype) if kind == "fixed" else None
+        args = (params, static, objective, ts, dt0, method, controller, max_steps, False,
+                problem.observe)
+        with jax.default_matmul_precision(precision):
+            _, compile_s, _ = timed_call(flow._solve, *args)  # warm-up (compiles once)
+            (observed, _, stats), run_s = _timed_run(lambda a=args: flow._solve(*a),
+                                                     min_seconds)
+        compile_seconds += compile_s
+        status = STATUS[int(stats["status"])]
+        steps = int(stats["num_steps"])
+        if kind == "implicit":
+            evals = count_evals(problem, method, controller, dt0, max_steps, jdtype)
+        else:
+            evals = int(flow.vector_field_evals(method, steps))
+        records.append({
+            "problem": problem.name, "solver": solver, "kind": kind, "dtype": dtype,
+            "rtol": float(rung) if kind != "fixed" else float("nan"),
+            "fixed_steps": int(rung) if kind == "fixed" else 0,
+            "error": problem.error(observed) if status == "ok" else float("inf"),
+            "steps": steps, "rejected_steps": int(stats["num_rejected_steps"]),
+            "vector_field_evals": evals, "compile_seconds": compile_s, "run_seconds": run_s,
+            "status": status,
+        })
+    return records
+
+
+def default_ladder(kind: str, dtype: str, quick: bool = False):
+    """Tolerances 1e-3 .. 1e-10 (float64) or 1e-3 .. 1e-6 (float32); for a fixed-step
+    method 2^5 .. 2^15 steps. `quick` keeps three: every other of the first five."""
+    if kind == "fixed":
+        ladder = [2**k for k in range(5, 16, 2)]
+    else:
+        ladder = [10.0**-k for k in range(3, 11 if dtype == "float64" else 7)]
+    return ladder[:5:2] if quick else ladder
+
+
+def run_benchmark(problems, solvers, dtypes=("float64",), *, quick=False, max_steps=2**16,
+                  precision="highest", progress=None) -> list[dict]:
+    """Every solver on every problem in every dtype, over the default ladders.
+    `progress(problem, solver, dtype)` is called before each pair."""
+    records = []
+    for problem in problems:
+        for dtype in dtypes:
+            for solver in solvers:
+                if progress is not None:
+                    progress(problem.name, solver, dtype)
+                ladder = default_ladder(SOLVERS[solver][1], dtype, quick)
+                records += work_precision(problem, solver, ladder, dtype=dtype,
+                                          max_steps=max_steps, precision=precision)
+    return records
+
+
+def cost_to_reach(records: list[dict], target: float) -> dict:
+    """For each (problem, dtype, solver), the cheapest rung whose error is at most `target`:
+    {(problem, dtype, solver): record}; pairs that never reach it are absent."""
+    best = {}
+    for r in records:
+        key = (r["problem"], r["dtype"], r["solver"])
+        if r["error"] <= target and (key not in best or
+                                     r["run_seconds"] < best[key]["run_seconds"]):
+            best[key] = r
+    return best
+
+
+def error_order(records: list[dict]) -> float:
+    """The fitted slope of log error against log evaluations (minus the order of convergence
+    in evaluations) over the finite-error rungs; NaN with fewer than two."""
+    pts = np.array([(r["vector_field_evals"], r["error"]) for r in records
+                    if np.isfinite(r["error"]) and r["error"] > 0], dtype=float)
+    if len(pts) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(pts[:, 0]), np.log(pts[:, 1]), 1)[0])

@@ -1,0 +1,129 @@
+"""The solver benchmarks: references against independent oracles, and the harness's counts,
+orders and compile-once promise."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from typer.testing import CliRunner
+
+from ssm_jax import flow
+from ssm_jax.bench import bench_problem, convergence_order, gd_vs_flow, work_precision
+from ssm_jax.bench.work_precision import SOLVERS, count_evals
+from ssm_jax.cli import app
+
+
+@pytest.fixture(scope="module")
+def ssm():
+    return bench_problem("ssm_closed_form")
+
+
+@pytest.fixture(scope="module")
+def stiff():
+    return bench_problem("separable_logistic_l2")
+
+
+def test_stiff_reference_rests_at_the_convex_optimum(stiff):
+    """At t = 1e8 the tight implicit reference sits at the weighted L2 logistic optimum, found
+    independently by scipy's BFGS on the same objective written in numpy."""
+    X, y = np.asarray(stiff.objective.inputs), np.asarray(stiff.objective.labels)
+    q, lam = np.asarray(stiff.objective.example_weights), float(stiff.objective.l2)
+
+    def loss(w):
+        m = y * (X @ w)
+        return np.sum(q * np.logaddexp(0.0, -m)) / y.size + lam * w @ w / 2
+
+    def grad(w):
+        m = y * (X @ w)
+        return -(X.T @ (q * y / (1.0 + np.exp(m)))) / y.size + lam * w
+
+    w_star = minimize(loss, np.zeros(X.shape[1]), jac=grad, method="BFGS", tol=1e-14).x
+    np.testing.assert_allclose(stiff.reference[-1], w_star, rtol=1e-6, atol=1e-8)
+    # the l2 penalty the objective uses is lambda/2 |w|^2 (checked, not assumed)
+    w = jnp.asarray(w_star)
+    model = eqx.tree_at(lambda m: m.weight, stiff.model, w)
+    np.testing.assert_allclose(float(stiff.objective(model)), loss(w_star), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ssm_closed_form", "deep_linear_L4"])
+def test_flow_meets_the_exact_solution(name):
+    """A tight Tsit5 run agrees with the closed form / mode ODE, and the reference starts at
+    the initial model's observable."""
+    problem = bench_problem(name)
+    [record] = work_precision(problem, "Tsit5", [1e-10])
+    assert record["status"] == "ok" and record["error"] < 1e-7
+    start = problem.observe(problem.model, problem.objective)
+    np.testing.assert_allclose(problem.reference[0], start, atol=1e-12)
+
+
+def test_errors_fall_with_tolerance_and_compile_once(ssm):
+    before = eqx.debug.get_num_traces(flow._solve)
+    records = work_precision(ssm, "Dopri5", [1e-3, 1e-5, 1e-7], min_seconds=0.0)
+    assert eqx.debug.get_num_traces(flow._solve) - before == 1  # one compilation per solver
+    errors = [r["error"] for r in records]
+    assert errors[0] > 10 * errors[1] > 100 * errors[2]
+    steps = [r["steps"] for r in records]
+    assert steps == sorted(steps)
+
+
+def test_euler_is_first_order(ssm):
+    records = work_precision(ssm, "Euler", [256, 1024], min_seconds=0.0)
+    assert [r["steps"] for r in records] == [256, 1024]
+    assert [r["vector_field_evals"] for r in records] == [256, 1024]
+    assert 3.5 < records[0]["error"] / records[1]["error"] < 4.5
+
+
+def test_counted_evals_match_the_tableau(ssm):
+    """The host-callback count (used for implicit solvers) equals the tableau count where
+    both exist, so the two kinds of solver are counted alike."""
+    solver = SOLVERS["Bosh3"][0]
+    controller = flow.default_controller(jnp.asarray(1e-5), jnp.asarray(1e-8))
+    counted = count_evals(ssm, solver, controller, None, 4096, jnp.float64)
+    [record] = work_precision(ssm, "Bosh3", [1e-5], min_seconds=0.0)
+    assert counted == record["vector_field_evals"]
+
+
+def test_implicit_solver_wins_on_the_stiff_problem(stiff):
+    """Near the regularized optimum an explicit solver is held to its stability limit: it runs
+    out of steps on the way to t = 1e8, where Kvaerno5 arrives in a few hundred."""
+    [explicit] = work_precision(stiff, "Tsit5", [1e-3], max_steps=4096, min_seconds=0.0)
+    [implicit] = work_precision(stiff, "Kvaerno5", [1e-5], max_steps=4096, min_seconds=0.0)
+    assert explicit["status"] == "max_steps" and explicit["error"] == float("inf")
+    assert implicit["status"] == "ok" and implicit["error"] < 1e-4
+    assert implicit["vector_field_evals"] > implicit["steps"]  # Newton iterations counted
+
+
+def test_float32_run_is_float32_and_near_the_reference(ssm):
+    [record] = work_precision(ssm, "Tsit5", [1e-5], dtype="float32", min_seconds=0.0)
+    assert record["dtype"] == "float32" and 1e-7 < record["error"] < 1e-4
+
+
+def test_gd_converges_to_the_flow_at_first_order(ssm):
+    records = gd_vs_flow(ssm, (4, 16))
+    assert 0.9 < convergence_order(records) < 1.1
+    with pytest.raises(ValueError, match="evenly spaced"):
+        gd_vs_flow(bench_problem("separable_logistic"), (2,))
+
+
+def test_bad_names_are_refused(ssm):
+    with pytest.raises(ValueError, match="`solver` = 'RK4'"):
+        work_precision(ssm, "RK4", [1e-3])
+    with pytest.raises(ValueError, match="`dtype` = 'float16'"):
+        work_precision(ssm, "Tsit5", [1e-3], dtype="float16")
+    with pytest.raises(ValueError, match="`problem` = 'cifar'"):
+        bench_problem("cifar")
+
+
+def test_cli_bench_solvers(tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["bench", "solvers", "--out", str(tmp_path / "x"),
+                              "--solver", "RK4"])
+    assert bad.exit_code != 0 and "RK4" in bad.output and not (tmp_path / "x").exists()
+    result = runner.invoke(app, ["bench", "solvers", "--out", str(tmp_path), "--quick",
+                                 "--problem", "ssm_closed_form", "--solver", "Tsit5"])
+    assert result.exit_code == 0, result.output
+    for name in ("work_precision.csv", "work_precision.json", "F7_work_precision.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert jax.config.jax_enable_x64
