@@ -166,6 +166,8 @@ def work_precision_figure(records: list[dict], dtype: str = "float64"):
         axes[0, col].set_xlabel("vector-field evaluations")
     axes[0, 0].set_ylabel("relative max error")
     axes[1, 0].set_ylabel("relative max error")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center",
-               fontsize=8)
+    handles = {}  # every solver once, whichever panel drew it
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=8)
     return fig

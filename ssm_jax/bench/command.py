@@ -11,7 +11,7 @@ from rich.table import Table
 import typer
 
 console = Console()
-QUICK_PROBLEMS = ("ssm_closed_form", "separable_logistic_l2")
+QUICK_PROBLEMS = ("separable_logistic", "separable_logistic_l2")
 QUICK_SOLVERS = ("Euler", "Tsit5", "Dopri8", "Kvaerno5")
 TARGET = 1e-6
 
