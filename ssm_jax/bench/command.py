@@ -65,7 +65,11 @@ def solvers(
     quick: Annotated[bool, typer.Option(
         help="Two problems, four solvers, three rungs each: a check in about a minute.")] = False,
 ):
-    """Work-precision of diffrax solvers on problems with known solutions (figure F7)."""
+    """Work-precision of diffrax solvers on problems with known solutions (figure F7).
+
+    Everything (no --problem/--solver) takes long on a CPU: the implicit solvers build a
+    dense Jacobian each step, tens of minutes on the 200-300-dimensional SSM and UFM states.
+    benchmarks/README.md gives the subsets it measured."""
     import matplotlib
 
     matplotlib.use("Agg")
