@@ -13,7 +13,6 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import flow
 from .._timing import timed_call
@@ -179,12 +178,3 @@ def cost_to_reach(records: list[dict], target: float) -> dict:
             best[key] = r
     return best
 
-
-def error_order(records: list[dict]) -> float:
-    """The fitted slope of log error against log evaluations (minus the order of convergence
-    in evaluations) over the finite-error rungs; NaN with fewer than two."""
-    pts = np.array([(r["vector_field_evals"], r["error"]) for r in records
-                    if np.isfinite(r["error"]) and r["error"] > 0], dtype=float)
-    if len(pts) < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(pts[:, 0]), np.log(pts[:, 1]), 1)[0])
