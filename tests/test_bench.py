@@ -112,6 +112,10 @@ def test_bad_names_are_refused(ssm):
         work_precision(ssm, "RK4", [1e-3])
     with pytest.raises(ValueError, match="`dtype` = 'float16'"):
         work_precision(ssm, "Tsit5", [1e-3], dtype="float16")
+    with pytest.raises(ValueError, match="ladder"):
+        work_precision(ssm, "Tsit5", [-1e-3])
+    with pytest.raises(ValueError, match="ladder"):
+        work_precision(ssm, "Euler", [0])
     with pytest.raises(ValueError, match="`problem` = 'cifar'"):
         bench_problem("cifar")
 

@@ -14,7 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import flow
+from .. import _validate, flow
 from .._timing import timed_call
 from ..trajectory import STATUS
 from .problems import BenchProblem
@@ -107,6 +107,12 @@ def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "
     if dtype not in DTYPES:
         raise ValueError(f"`dtype` = {dtype!r} is not allowed: choose from {list(DTYPES)}.")
     method, kind = SOLVERS[solver]
+    for rung in ladder:  # checked here: a bad rung would otherwise reach the compiled solve
+        if kind == "fixed":
+            _validate.integer("ladder", rung, minimum=1)
+        else:
+            _validate.number("ladder", rung, low=0.0, low_open=True)
+    max_steps = _validate.integer("max_steps", max_steps, minimum=1)
     jdtype = DTYPES[dtype]
     model, objective = _cast((problem.model, problem.objective), jdtype)
     params, static = eqx.partition(model, eqx.is_inexact_array)
