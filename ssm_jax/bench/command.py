@@ -30,13 +30,6 @@ def _problems(names: list[str] | None, quick: bool):
     return [bench_problem(name) for name in names]
 
 
-def _prepare(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out} exists and is not a folder.", param_hint="--out")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def _summary(records: list[dict]) -> Table:
     from .work_precision import cost_to_reach
 
@@ -85,7 +78,9 @@ def solvers(
         if bad:
             raise typer.BadParameter(f"{bad[0]!r} is not allowed; choose from "
                                      f"{', '.join(allowed)}.", param_hint=hint)
-    out = _prepare(out)
+    from ..cli import _prepare_out  # at call time: the CLI module is loaded by then
+
+    out = _prepare_out(out)
     problems = _problems(problem, quick)
     with console.status("") as status:
         records = run_benchmark(problems, names, dtypes, quick=quick, precision=precision,
@@ -104,10 +99,11 @@ def gd(
     quick: Annotated[bool, typer.Option(help="Three step sizes instead of six.")] = False,
 ):
     """Discrete GD and SGD against the gradient flow as the step size shrinks."""
+    from ..cli import _prepare_out
     from ..results import write_csv
     from .gd_vs_flow import convergence_order, gd_vs_flow
 
-    out = _prepare(out)
+    out = _prepare_out(out)
     steps_per_save = (2, 8, 32) if quick else (2, 4, 8, 16, 32, 64)
     table = Table(title="Distance from the flow (relative max error) against eta")
     for column in ("problem", "method", "eta", "error", "fitted order"):
