@@ -95,9 +95,16 @@ def test_implicit_solver_wins_on_the_stiff_problem(stiff):
     assert implicit["vector_field_evals"] > implicit["steps"]  # Newton iterations counted
 
 
-def test_float32_run_is_float32_and_near_the_reference(ssm):
-    [record] = work_precision(ssm, "Tsit5", [1e-5], dtype="float32", min_seconds=0.0)
-    assert record["dtype"] == "float32" and 1e-7 < record["error"] < 1e-4
+def test_float32_meets_round_off_at_tight_tolerances():
+    """As measured in benchmarks/README.md: at rtol 1e-4 float32 takes float64's steps; at
+    1e-6 its error estimate meets round-off and the controller takes many more."""
+    problem = bench_problem("ufm_ce_R10")
+    runs = {d: work_precision(problem, "Dopri8", [1e-4, 1e-6], dtype=d, min_seconds=0.0)
+            for d in ("float32", "float64")}
+    loose, tight = zip(runs["float32"], runs["float64"], strict=True)
+    assert abs(loose[0]["steps"] - loose[1]["steps"]) <= 0.25 * loose[1]["steps"]
+    assert tight[0]["steps"] > 5 * tight[1]["steps"]
+    assert tight[0]["error"] > 3 * tight[1]["error"]
 
 
 def test_gd_converges_to_the_flow_at_first_order(ssm):
