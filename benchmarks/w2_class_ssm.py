@@ -57,7 +57,10 @@ def step_counts(ratio, k: int):
 
 
 def class_level(ratio, power, k: int):
-    """Counts, `class_weights(counts, power)` and `class_label_matrix(counts, weights)`."""
+    """Counts, `class_weights(counts, power)` and `class_label_matrix(counts, weights)`,
+    traceably: the package's versions validate concrete integer counts at the boundary, so
+    they cannot take counts computed from a traced ratio (`check_builder` holds this copy to
+    them)."""
     counts = step_counts(ratio, k)
     weights = counts ** -power
     weights = weights * counts.sum() / jnp.sum(counts * weights)
