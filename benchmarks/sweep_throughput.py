@@ -21,7 +21,7 @@ import numpy as np
 from w1 import ATOL, RTOL, SAVES, make_problem, naive_vmap, padded_problems, timed, w1_points
 
 import ssm_jax as sj
-from ssm_jax.problems import predicted_steps
+from ssm_jax.sweeps.problems import predicted_steps
 
 
 def main():

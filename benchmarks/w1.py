@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm_jax.padding import pad_examples
-from ssm_jax.problems import imbalance_problem
+from ssm_jax.sweeps.padding import pad_examples
+from ssm_jax.sweeps.problems import imbalance_problem
 
 RTOL, ATOL, SAVES = 1e-4, 1e-6, 100
 

@@ -30,10 +30,10 @@ import numpy as np
 
 import ssm_jax as sj
 from ssm_jax._timing import timed_call
-from ssm_jax.flow import default_controller, integrate, objective_metrics, save_times
+from ssm_jax.dynamics.flow import default_controller, integrate, objective_metrics, save_times
 from ssm_jax.models import SSM
 from ssm_jax.objective import TargetFit
-from ssm_jax.problems import imbalance_problem
+from ssm_jax.sweeps.problems import imbalance_problem
 
 RTOL, ATOL, SAVES, MAX_STEPS = 1e-4, 1e-6, 100, 100_000
 MINORITY, RHO = 10, 0.5

@@ -1,22 +1,39 @@
-"""ssm_jax: exact, fast training dynamics under class imbalance and loss re-weighting."""
+"""ssm_jax: exact, fast training dynamics under class imbalance and loss re-weighting.
+
+The package reads left to right along the data flow: `data` (imbalance, separable, digits)
+-> `losses`, `models` -> `objective` -> `dynamics` (gradient flow, discrete training) ->
+`metrics` and `analytic` (what runs record, and the closed forms they are held to) ->
+`sweeps` (grids of runs) -> `results`, `plots`, `experiments`, `bench` -> `cli`.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analytic as analytic, data as data, losses as losses, problems as problems
+from . import analytic as analytic, data as data, losses as losses, sweeps as sweeps
 from .analytic import learning_time_ratio as learning_time_ratio, max_margin as max_margin
-from .data import gaussian_blobs as gaussian_blobs, importance_weights as importance_weights
-from .flow import gradient_flow as gradient_flow, save_times as save_times
-from .grid import Grid as Grid
-from .imbalance import (
+from .data import (
     LongTailImbalance as LongTailImbalance,
     StepImbalance as StepImbalance,
     class_label_matrix as class_label_matrix,
     class_weights as class_weights,
+    gaussian_blobs as gaussian_blobs,
+    importance_weights as importance_weights,
     label_matrix as label_matrix,
     label_spectrum as label_spectrum,
     labels_from_counts as labels_from_counts,
 )
+from .dynamics import (
+    STATUS as STATUS,
+    NetworkData as NetworkData,
+    Trajectory as Trajectory,
+    gradient_flow as gradient_flow,
+    save_times as save_times,
+    train as train,
+    train_network as train_network,
+    train_networks as train_networks,
+    training_setting as training_setting,
+)
 from .metrics import (
+    SeparableMetrics as SeparableMetrics,
     class_means as class_means,
     learning_time as learning_time,
     mode_strengths as mode_strengths,
@@ -31,22 +48,19 @@ from .models import (
     Linear as Linear,
     TwoLayerReLU as TwoLayerReLU,
 )
-from .network_training import (
-    NetworkData as NetworkData,
-    train_network as train_network,
-    train_networks as train_networks,
-    training_setting as training_setting,
-)
 from .objective import (
     AbstractObjective as AbstractObjective,
     Objective as Objective,
     TargetFit as TargetFit,
 )
-from .separable_metrics import SeparableMetrics as SeparableMetrics
-from .store import SweepStore as SweepStore
-from .sweep import Flow as Flow, Train as Train, open_sweep as open_sweep, sweep as sweep
-from .train import train as train
-from .trajectory import STATUS as STATUS, Trajectory as Trajectory
+from .sweeps import (
+    Flow as Flow,
+    Grid as Grid,
+    SweepStore as SweepStore,
+    Train as Train,
+    open_sweep as open_sweep,
+    sweep as sweep,
+)
 
 try:
     __version__ = version("ssm_jax")

@@ -21,9 +21,9 @@ from jaxtyping import Array, Float, Int
 import numpy as np
 
 from . import _validate
-from .imbalance import check_class_weights
+from .data.imbalance import check_class_weights
 from .losses import AbstractLoss, AbstractMarginLoss, l2_penalty
-from .metrics import class_means, correct_class_outputs, mode_strengths
+from .metrics.per_class import class_means, correct_class_outputs, mode_strengths
 from .models import AbstractModel
 
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from .trajectory import STATUS, Trajectory
+from .dynamics.trajectory import STATUS, Trajectory
 
 
 def _metric_dims(name: str, value: np.ndarray) -> tuple[str, ...]:

@@ -9,10 +9,10 @@ import pytest
 from scipy.optimize import minimize
 from typer.testing import CliRunner
 
-from ssm_jax import flow
 from ssm_jax.bench import bench_problem, convergence_order, gd_vs_flow, work_precision
 from ssm_jax.bench.work_precision import SOLVERS, count_evals
 from ssm_jax.cli import app
+from ssm_jax.dynamics import flow
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 import ssm_jax as sj
-from ssm_jax import config
 from ssm_jax.cli import app
+from ssm_jax.sweeps import config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 TINY = """
@@ -66,7 +66,7 @@ def test_cli_sweep_resume_and_plot(tmp_path):
     assert "8 members" in result.output and str(out) in result.output.replace("\n", "")
     ds = sj.open_sweep(out)
     assert ds.sizes["chunk"] == 3
-    direct = sj.gradient_flow(*sj.problems.imbalance_problem(
+    direct = sj.gradient_flow(*sj.sweeps.problems.imbalance_problem(
         num_classes=4, minority_size=2, dim=4, init_scale=1e-2, ratio=4, power=1.0, seed=1),
         t1=300.0, num_saves=20)
     np.testing.assert_allclose(ds.loss.sel(ratio=4, power=1.0, seed=1), direct.metrics["loss"],
@@ -105,7 +105,7 @@ def test_sweep_over_dim_pads_the_width():
            "grid": {"dim": [4, 7], "power": [0.0, 1.0]}, "flow": {"t1": 100.0, "num_saves": 8}}
     cfg = config.parse(raw)
     ds = sj.sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics)
-    direct = sj.gradient_flow(*sj.problems.imbalance_problem(
+    direct = sj.gradient_flow(*sj.sweeps.problems.imbalance_problem(
         model="ssm", num_classes=4, minority_size=2, init_scale=0.05, dim=4, power=1.0),
         t1=100.0, num_saves=8)
     np.testing.assert_allclose(ds.mode_strength.sel(dim=4, power=1.0),
@@ -117,7 +117,7 @@ def test_compilation_cache_is_written(tmp_path):
     cache = tmp_path / "cache"
     cfg = _write(tmp_path, TINY)
     env = dict(os.environ, SSM_JAX_CACHE_DIR=str(cache))
-    command = [sys.executable, "-m", "ssm_jax.cli", "sweep", str(cfg), "--out"]
+    command = [sys.executable, "-m", "ssm_jax", "sweep", str(cfg), "--out"]
     first = subprocess.run(command + [str(tmp_path / "a")], env=env, capture_output=True,
                            text=True, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr

@@ -7,10 +7,10 @@ import typer
 from typer.testing import CliRunner
 import xarray as xr
 
-from ssm_jax import network_training as nt
 from ssm_jax.data.digits import digit_pair, digits_images, step_imbalanced_digits
+from ssm_jax.data.imbalance import class_weights
+from ssm_jax.dynamics import network_training as nt
 from ssm_jax.experiments import digits as experiment
-from ssm_jax.imbalance import class_weights
 from ssm_jax.models.networks import CNN, MLP, Conv3x3
 
 

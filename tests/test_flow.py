@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import softmax
 
 import ssm_jax as sj
-from ssm_jax import flow
+from ssm_jax.dynamics import flow
 
 COUNTS = np.array([4, 2, 1])
 LABELS = sj.labels_from_counts(COUNTS)

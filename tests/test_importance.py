@@ -13,14 +13,14 @@ from svm_oracle import primal_svm
 import xarray as xr
 
 from ssm_jax import losses
+from ssm_jax.analytic.separable import measured_offsets, support_offsets
 from ssm_jax.data.separable import gaussian_blobs, importance_weights
+from ssm_jax.dynamics.flow import gradient_flow
 from ssm_jax.experiments.importance import QUICK, command
-from ssm_jax.flow import gradient_flow
-from ssm_jax.max_margin import measured_offsets, support_offsets
+from ssm_jax.metrics.separable import SeparableMetrics
 from ssm_jax.models.deep_linear import DeepLinear
 from ssm_jax.models.linear import Linear
 from ssm_jax.objective import Objective
-from ssm_jax.separable_metrics import SeparableMetrics
 
 TS = jnp.concatenate([jnp.zeros(1), jnp.logspace(-2, 12, 29)])
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from svm_oracle import primal_svm
 
-from ssm_jax.data.separable import augment_bias, gaussian_blobs
-from ssm_jax.max_margin import (
+from ssm_jax.analytic.separable import (
     direction_angle,
     direction_error,
     max_margin,
     measured_offsets,
     support_offsets,
 )
+from ssm_jax.data.separable import augment_bias, gaussian_blobs
 
 
 @pytest.mark.parametrize("seed,dim,n", [(0, 2, 20), (1, 5, 30), (2, 40, 10)])

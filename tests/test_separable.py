@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from ssm_jax import losses
+from ssm_jax.analytic.separable import max_margin
 from ssm_jax.data.separable import (
     augment_bias,
     gaussian_blobs,
@@ -15,13 +16,12 @@ from ssm_jax.data.separable import (
     mean_direction,
     probe_grid,
 )
-from ssm_jax.flow import gradient_flow
-from ssm_jax.max_margin import max_margin
+from ssm_jax.dynamics.discrete import train
+from ssm_jax.dynamics.flow import gradient_flow
+from ssm_jax.metrics.separable import SeparableMetrics
 from ssm_jax.models.linear import Linear
 from ssm_jax.models.two_layer_relu import TwoLayerReLU
 from ssm_jax.objective import Objective
-from ssm_jax.separable_metrics import SeparableMetrics
-from ssm_jax.train import train
 
 
 @pytest.mark.parametrize("dim,n_pos,n_neg", [(2, 30, 10), (3, 5, 25), (50, 8, 12)])

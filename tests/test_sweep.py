@@ -12,7 +12,7 @@ import xarray as xr
 
 import ssm_jax as sj
 
-sweep_module = importlib.import_module("ssm_jax.sweep")  # the module, not the function
+sweep_module = importlib.import_module("ssm_jax.sweeps.run")  # the module, not the function
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import optax
 
-from ..train import train
+from ..dynamics.discrete import train
 from .problems import BenchProblem
 
 

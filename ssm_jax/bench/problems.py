@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import analytic, flow, losses
+from .. import analytic, losses
 from ..data import gaussian_blobs, importance_weights
-from ..imbalance import StepImbalance, class_weights, label_matrix, labels_from_counts
+from ..data.imbalance import StepImbalance, class_weights, label_matrix, labels_from_counts
+from ..dynamics import flow
 from ..models import SSM, UFM, DeepLinear, Linear, target_modes
 from ..objective import Objective, TargetFit
 

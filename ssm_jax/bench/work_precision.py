@@ -14,9 +14,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import _validate, flow
+from .. import _validate
 from .._timing import timed_call
-from ..trajectory import STATUS
+from ..dynamics import flow
+from ..dynamics.trajectory import STATUS
 from .problems import BenchProblem
 
 # name -> (solver, kind); kind "fixed" runs on a ladder of step counts, the others on tolerances.

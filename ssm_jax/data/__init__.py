@@ -1,4 +1,5 @@
-"""Example sets: separable Gaussian blobs and probe sets, scikit-learn's digits."""
+"""The data: class imbalance (counts, class weights, label matrices and spectra), separable
+Gaussian blobs and probe sets, and scikit-learn's digits."""
 
 from .digits import (
     DEFAULT_PAIR as DEFAULT_PAIR,
@@ -6,6 +7,15 @@ from .digits import (
     digit_pair as digit_pair,
     digits_images as digits_images,
     step_imbalanced_digits as step_imbalanced_digits,
+)
+from .imbalance import (
+    LongTailImbalance as LongTailImbalance,
+    StepImbalance as StepImbalance,
+    class_label_matrix as class_label_matrix,
+    class_weights as class_weights,
+    label_matrix as label_matrix,
+    label_spectrum as label_spectrum,
+    labels_from_counts as labels_from_counts,
 )
 from .separable import (
     BinaryData as BinaryData,

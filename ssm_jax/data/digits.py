@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from .. import _validate
-from ..imbalance import StepImbalance
+from .imbalance import StepImbalance
 
 NUM_DIGITS = 10
 

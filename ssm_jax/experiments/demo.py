@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 
 from .. import analytic, losses
-from ..flow import gradient_flow
-from ..imbalance import StepImbalance, class_weights, label_matrix
+from ..data.imbalance import StepImbalance, class_weights, label_matrix
+from ..dynamics.flow import gradient_flow
 from ..models import SSM, UFM
 from ..objective import Objective, TargetFit
 from ..results import trajectory_dataset

@@ -29,16 +29,16 @@ import xarray as xr
 
 from .. import analytic
 from ..data.digits import DEFAULT_PAIR, digit_pair, step_imbalanced_digits
-from ..imbalance import class_weights
-from ..metrics import learning_time
-from ..models.networks import CNN, MLP
-from ..network_training import (
+from ..data.imbalance import class_weights
+from ..dynamics.network_training import (
     NetworkData,
     init_networks,
     stack,
     train_networks,
     training_setting,
 )
+from ..metrics.per_class import learning_time
+from ..models.networks import CNN, MLP
 
 NETWORKS = {"mlp": MLP, "cnn": CNN}
 EXPERIMENTS = ("reweighting", "importance")
@@ -236,7 +236,7 @@ def reweighting_figure(ds: xr.Dataset, network: str | None = None):
     min to max) for each gamma, and the measured vs predicted ratio of learning steps."""
     import matplotlib.pyplot as plt
 
-    from ..plot import MAJORITY, MINORITY
+    from ..plots import MAJORITY, MINORITY
 
     net = ds.sel(network=network or str(ds.network.values[0]))
     powers = net.power.values
@@ -387,7 +387,7 @@ def command(
     matplotlib.use("Agg")
     from rich.console import Console
 
-    from ..plot import save
+    from ..plots import save
     from ..results import write_csv, write_netcdf
 
     console = Console()

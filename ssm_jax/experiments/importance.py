@@ -50,6 +50,7 @@ import typer
 import xarray as xr
 
 from .._timing import timed_call
+from ..analytic.separable import max_margin
 from ..data.separable import (
     augment_bias,
     gaussian_blobs,
@@ -57,15 +58,14 @@ from ..data.separable import (
     importance_weights,
     probe_grid,
 )
-from ..flow import vector_field
+from ..dynamics.flow import vector_field
+from ..dynamics.trajectory import status_code
 from ..losses import AbstractMarginLoss, PolynomialTail
-from ..max_margin import max_margin
+from ..metrics.separable import SeparableMetrics
 from ..models.deep_linear import DeepLinear
 from ..models.linear import Linear
 from ..models.two_layer_relu import TwoLayerReLU
 from ..objective import Objective
-from ..separable_metrics import SeparableMetrics
-from ..trajectory import status_code
 
 TABLE_TIMES = (1e1, 1e3, 1e6, 1e9)
 """The times at which the table reports the fraction of the probe set predicted positive."""
@@ -426,7 +426,7 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
-    from ..plot import save
+    from ..plots import save
     from ..results import write_csv, write_netcdf
 
     # Direction errors reach 1e-4 by t = 1e12, near float32's resolution of a cosine.

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _validate
-from ..imbalance import _check_counts, labels_from_counts
+from ..data.imbalance import _check_counts, labels_from_counts
 from ._base import AbstractModel, check_init, gaussian
 
 

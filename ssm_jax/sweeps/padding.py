@@ -13,10 +13,10 @@ import functools
 import equinox as eqx
 import jax.numpy as jnp
 
-from .losses import AbstractMarginLoss
-from .models import SSM, UFM, DeepLinear
-from .models._base import AbstractModel
-from .objective import Objective, TargetFit
+from ..losses import AbstractMarginLoss
+from ..models import SSM, UFM, DeepLinear
+from ..models._base import AbstractModel
+from ..objective import Objective, TargetFit
 
 
 def _pad_axis(x, size: int, axis: int, value=0):

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate, analytic, losses
-from .imbalance import StepImbalance, class_label_matrix, class_weights, label_matrix
-from .models import SSM, UFM, DeepLinear
-from .objective import Objective, TargetFit
+from .. import _validate, analytic, losses
+from ..data.imbalance import StepImbalance, class_label_matrix, class_weights, label_matrix
+from ..models import SSM, UFM, DeepLinear
+from ..objective import Objective, TargetFit
 
 MODELS = ("ufm", "ssm", "ssm_class", "deep_ufm")
 LOSSES = ("square", "square_centered", "cross_entropy")

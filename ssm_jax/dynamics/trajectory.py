@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 import numpy as np
 
-from .metrics import learning_time
+from ..metrics.per_class import learning_time
 
 STATUS = ("ok", "max_steps", "nonfinite", "failed")
 """Run status codes: stats["status"] indexes this tuple."""

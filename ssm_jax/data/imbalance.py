@@ -9,7 +9,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate
+from .. import _validate
 
 
 @dataclasses.dataclass(frozen=True)

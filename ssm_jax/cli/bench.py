@@ -20,7 +20,7 @@ def _problems(names: list[str] | None, quick: bool):
     import jax
 
     jax.config.update("jax_enable_x64", True)  # references and float64 runs need it
-    from .problems import PROBLEMS, bench_problem
+    from ..bench.problems import PROBLEMS, bench_problem
 
     names = names or list(QUICK_PROBLEMS if quick else PROBLEMS)
     for name in names:
@@ -31,7 +31,7 @@ def _problems(names: list[str] | None, quick: bool):
 
 
 def _summary(records: list[dict]) -> Table:
-    from .work_precision import cost_to_reach
+    from ..bench.work_precision import cost_to_reach
 
     best = cost_to_reach(records, TARGET)
     table = Table(title=f"Cheapest run reaching relative error <= {TARGET:g}")
@@ -66,9 +66,9 @@ def solvers(
     import matplotlib
 
     matplotlib.use("Agg")
-    from .. import plot
+    from .. import plots as plot
+    from ..bench.work_precision import DTYPES, SOLVERS, run_benchmark
     from ..results import write_csv
-    from .work_precision import DTYPES, SOLVERS, run_benchmark
 
     names = solver or list(QUICK_SOLVERS if quick else SOLVERS)
     dtypes = dtype or ["float64"]
@@ -78,7 +78,7 @@ def solvers(
         if bad:
             raise typer.BadParameter(f"{bad[0]!r} is not allowed; choose from "
                                      f"{', '.join(allowed)}.", param_hint=hint)
-    from ..cli import _prepare_out  # at call time: the CLI module is loaded by then
+    from .main import _prepare_out
 
     out = _prepare_out(out)
     problems = _problems(problem, quick)
@@ -99,9 +99,9 @@ def gd(
     quick: Annotated[bool, typer.Option(help="Three step sizes instead of six.")] = False,
 ):
     """Discrete GD and SGD against the gradient flow as the step size shrinks."""
-    from ..cli import _prepare_out
+    from ..bench.gd_vs_flow import convergence_order, gd_vs_flow
     from ..results import write_csv
-    from .gd_vs_flow import convergence_order, gd_vs_flow
+    from .main import _prepare_out
 
     out = _prepare_out(out)
     steps_per_save = (2, 8, 32) if quick else (2, 4, 8, 16, 32, 64)

@@ -20,14 +20,14 @@ console = Console()
 def _register_experiments() -> None:
     """`ssm-jax run NAME`: the named experiments, each defined with its command in its own
     file under ssm_jax/experiments; and `ssm-jax bench solvers|gd` (ssm_jax/bench)."""
-    from .experiments import digits, importance
+    from ..experiments import digits, importance
 
     run_app = typer.Typer(help="Run a named experiment.", no_args_is_help=True)
     run_app.command("importance")(importance.command)
     run_app.command("digits")(digits.command)
     app.add_typer(run_app, name="run")
 
-    from .bench import command as bench
+    from . import bench
 
     bench_app = typer.Typer(help="Benchmark solvers on problems with known solutions.",
                             no_args_is_help=True)
@@ -71,9 +71,9 @@ def demo(
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import plot
-    from .experiments.demo import RUNS, DemoConfig, learning_time_table, run_demo
-    from .results import write_csv, write_netcdf
+    from .. import plots as plot
+    from ..experiments.demo import RUNS, DemoConfig, learning_time_table, run_demo
+    from ..results import write_csv, write_netcdf
 
     out = _prepare_out(out)
     config = DemoConfig()
@@ -134,8 +134,8 @@ def sweep(
     each finished chunk to --out; see configs/ for examples."""
     from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 
-    from . import config as config_module
-    from .sweep import sweep as run_sweep
+    from ..sweeps import config as config_module
+    from ..sweeps.run import sweep as run_sweep
 
     try:
         cfg = config_module.load(config)
@@ -167,7 +167,7 @@ def sweep(
     if ds is None:
         console.print(f"This process's chunks are written to {out}; the others are running.")
         return
-    from .trajectory import STATUS
+    from ..dynamics.trajectory import STATUS
 
     counts = {word: int((ds.status.values == code).sum()) for code, word in enumerate(STATUS)}
     console.print(f"{cfg.grid.size} members in {time.perf_counter() - start:.1f} s "
@@ -187,8 +187,8 @@ def plot(
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import plot as plots
-    from .sweep import open_sweep
+    from .. import plots
+    from ..sweeps.run import open_sweep
 
     try:
         ds = open_sweep(store)
@@ -208,7 +208,7 @@ def plot(
 @app.command()
 def version():
     """Print the versions of ssm_jax and its core libraries."""
-    from .results import provenance
+    from ..results import provenance
 
     for name, value in provenance().items():
         console.print(f"{name}: {value}")

@@ -9,8 +9,6 @@
   z(t) = 1 / (1 + (1/z0 - 1) exp(-2 lambda_c t)).
 - From a small random start the same curves hold after a short transient with an effective
   initial strength (`effective_init_strength`).
-- Separable data: the hard-margin SVM and the support-vector offsets of the flow
-  (`max_margin`, `support_offsets`; defined in `ssm_jax.max_margin`).
 """
 
 import diffrax
@@ -18,17 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate
-from .imbalance import _check_counts, class_weights as _class_weights, labels_from_counts
-from .max_margin import (  # noqa: F401  (re-exported: the oracles live together here)
-    MaxMargin,
-    direction_angle,
-    direction_cosine,
-    direction_error,
-    max_margin,
-    measured_offsets,
-    support_offsets,
-)
+from .. import _validate
+from ..data.imbalance import _check_counts, class_weights as _class_weights, labels_from_counts
 
 
 def mode_strength(t, s, init_strength, num_examples):

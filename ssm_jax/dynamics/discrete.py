@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from . import _validate
-from ._timing import timed_call
+from .. import _validate
+from .._timing import timed_call
+from ..objective import Objective
 from .flow import objective_metrics
-from .objective import Objective
 from .trajectory import Trajectory, status_code
 
 

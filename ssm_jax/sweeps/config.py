@@ -21,7 +21,7 @@ import optax
 
 from .grid import Grid
 from .problems import imbalance_problem, predicted_steps
-from .sweep import Flow, Train
+from .run import Flow, Train
 
 if sys.version_info >= (3, 11):
     import tomllib

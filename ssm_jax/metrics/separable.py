@@ -13,11 +13,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 import numpy as np
 
-from .losses import margins as margins_of
-from .max_margin import direction_angle, direction_cosine
-from .models._base import AbstractModel
-from .models.deep_linear import DeepLinear
-from .models.linear import Linear
+from ..analytic.separable import direction_angle, direction_cosine
+from ..losses import margins as margins_of
+from ..models._base import AbstractModel
+from ..models.deep_linear import DeepLinear
+from ..models.linear import Linear
 
 
 def linear_predictor(model: AbstractModel) -> Float[Array, " q"] | None:

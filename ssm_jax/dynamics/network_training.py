@@ -19,10 +19,10 @@ from jaxtyping import Array, Float, Int
 import numpy as np
 import optax
 
-from . import _validate
-from ._timing import timed_call
-from .losses import CrossEntropy
-from .models.networks import AbstractNetwork
+from .. import _validate
+from .._timing import timed_call
+from ..losses import CrossEntropy
+from ..models.networks import AbstractNetwork
 
 
 class NetworkData(eqx.Module):

@@ -84,7 +84,7 @@ def learning_time_ratio_figure(ds: xr.Dataset):
     (square loss; from the typical effective start). One panel per value of any other axis."""
     import json
 
-    from .problems import predicted_ratio
+    from ..sweeps.problems import predicted_ratio
 
     for needed in ("ratio", "power"):
         if needed not in ds.dims:

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
-from . import _validate
-from ._timing import timed_call
+from .. import _validate
+from .._timing import timed_call
 from .trajectory import Trajectory, status_code
 
 

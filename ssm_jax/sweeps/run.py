@@ -34,15 +34,15 @@ import numpy as np
 import optax
 import xarray as xr
 
-from . import _validate
-from ._timing import timed_call
-from .flow import default_controller, integrate, objective_metrics, save_times
+from .. import _validate
+from .._timing import timed_call
+from ..dynamics.discrete import optimize
+from ..dynamics.flow import default_controller, integrate, objective_metrics, save_times
+from ..metrics.per_class import learning_time
+from ..results import provenance
 from .grid import Grid
-from .metrics import learning_time
 from .padding import pad_examples
-from .results import provenance
 from .store import SweepStore, merge_chunks
-from .train import optimize
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,3 @@
+"""The `ssm-jax` command."""
+
+from .main import app as app
