@@ -4,9 +4,13 @@ Losses are small Equinox modules, so that their parameters (the polynomial tail'
 are array leaves a sweep can vary without recompiling. Each maps outputs and labels to one
 loss per example; the `Objective` takes the weighted mean.
 
-- Class losses act on logits (n, k) and integer labels in 0..k-1.
-- Margin losses act on one output per example, (n,) or (n, 1), and labels in {-1, +1}, through
-  the margin m_i = y_i f(x_i).
+- Class losses (`AbstractClassLoss`) act on logits (n, k) and integer labels in 0..k-1.
+- Margin losses (`AbstractMarginLoss`) act on one output per example, (n,) or (n, 1), and
+  labels in {-1, +1}, through the margin m_i = y_i f(x_i).
+
+Each kind owns its label convention (which labels are allowed, the class index metrics use,
+the label of padding, what counts as correct), so that objectives, metrics and padding ask the
+loss instead of telling the kinds apart.
 
 Each loss also defines `progress`: how far an example's correct-class output has gone from
 its value at zero outputs to its fitted value (0 at the start, 1 when fit). A class's learning
@@ -14,24 +18,115 @@ time is the first time its mean progress reaches 1/2.
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
+import numpy as np
+
+from . import _validate
 
 
 class AbstractLoss(eqx.Module):
+    """A per-example loss together with the label convention it reads.
+
+    A new loss provides:
+
+    - `__call__(outputs, labels)`: one loss value per example;
+    - `progress(outputs, labels)`: how far each example has gone from zero outputs (0) to fit
+      (1), from which learning times are read;
+    - its label convention: `check_labels` (which labels are allowed and how many classes they
+      imply), `class_index` (the class 0..k-1 the per-class metrics file an example under),
+      `padding_label`, `correct` and `correct_output`.
+
+    Subclass `AbstractClassLoss` (logits and class indices) or `AbstractMarginLoss` (one output
+    and labels -1/+1), which supply the label convention, rather than this class.
+    """
+
+    padding_label: eqx.AbstractClassVar[int]
+    """The label of a padded example: one that belongs to no class."""
+
     @abc.abstractmethod
     def __call__(self, outputs: Array, labels: Array) -> Float[Array, " n"]:
-        """One loss value per example."""
+        """One loss value per example.
+
+        **Arguments:**
+
+        - `outputs`: the model's outputs, one row per example.
+        - `labels`: one label per example.
+
+        **Returns:** the losses, (n,).
+        """
 
     @abc.abstractmethod
     def progress(self, outputs: Array, labels: Array) -> Float[Array, " n"]:
-        """How far each example is from zero output (0) to fit (1)."""
+        """How far each example is from zero output (0) to fit (1); arguments as for the loss.
+        """
+
+    @abc.abstractmethod
+    def check_labels(self, labels: np.ndarray, num_classes: int | None = None) -> int:
+        """Checks concrete labels against the loss's convention, raising a `ValueError` on
+        any other.
+
+        **Arguments:**
+
+        - `labels`: one label per example, (n,).
+        - `num_classes`: k, or None to infer it from the labels.
+
+        **Returns:** the number of classes k.
+        """
+
+    @abc.abstractmethod
+    def class_index(self, labels: Array) -> Int[Array, " n"]:
+        """The class 0..k-1 of each label, as the per-class metrics index it; -1 for padding."""
+
+    @abc.abstractmethod
+    def correct_output(self, outputs: Array, labels: Array) -> Float[Array, " n"]:
+        """The output that measures each example's fit: its correct-class output or its
+        margin; 0 for padding."""
+
+    @abc.abstractmethod
+    def correct(self, outputs: Array, labels: Array) -> Bool[Array, " n"]:
+        """Whether each example is classified correctly; False for padding."""
 
 
-class Square(AbstractLoss):
+def correct_class_outputs(outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
+    """z_{y_i} for each example (0 for padding, label -1)."""
+    index = jnp.clip(labels, 0)[:, None]
+    return jnp.where(labels >= 0, jnp.take_along_axis(outputs, index, axis=-1)[:, 0], 0.0)
+
+
+def margins(outputs, labels):
+    """m_i = y_i f(x_i) for one output per example (0 for padding, label 0)."""
+    return jnp.reshape(outputs, labels.shape) * labels
+
+
+class AbstractClassLoss(AbstractLoss):
+    """A loss of logits (n, k) and class indices 0..k-1; padding carries label -1."""
+
+    padding_label: ClassVar[int] = -1
+
+    def check_labels(self, labels, num_classes=None):
+        labels = np.asarray(labels)
+        if num_classes is None:
+            num_classes = int(labels.max()) + 1 if labels.size else 0
+        _validate.integer("num_classes", num_classes, minimum=2)
+        _validate.labels("labels", labels, num_classes)
+        return num_classes
+
+    def class_index(self, labels):
+        return labels
+
+    def correct_output(self, outputs, labels):
+        return correct_class_outputs(outputs, labels)
+
+    def correct(self, outputs, labels):
+        return jnp.argmax(outputs, axis=-1) == labels
+
+
+class Square(AbstractClassLoss):
     """(1/2)|z - t_y|^2 with target t_y = e_y, or e_y - 1/k when `center`."""
 
     center: bool = eqx.field(static=True, default=False)
@@ -46,11 +141,11 @@ class Square(AbstractLoss):
 
     def progress(self, outputs, labels):
         k = outputs.shape[-1]
-        correct = jnp.take_along_axis(outputs, labels[:, None], axis=-1)[:, 0]
+        correct = self.correct_output(outputs, labels)
         return correct / (1.0 - 1.0 / k) if self.center else correct
 
 
-class CrossEntropy(AbstractLoss):
+class CrossEntropy(AbstractClassLoss):
     """-log softmax(z)_y. Progress is the correct-class probability, rescaled from chance 1/k."""
 
     def __call__(self, outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
@@ -64,7 +159,13 @@ class CrossEntropy(AbstractLoss):
 
 
 class AbstractMarginLoss(AbstractLoss):
-    """A loss of the margin m = y f(x) for binary labels y in {-1, +1}."""
+    """A loss of the margin m = y f(x) for binary labels y in {-1, +1}, through `of_margin`.
+
+    Class index 0 is the -1 class and 1 the +1 class; padding carries label 0, whose margin is
+    0 whatever the output.
+    """
+
+    padding_label: ClassVar[int] = 0
 
     @abc.abstractmethod
     def of_margin(self, margins: Float[Array, " n"]) -> Float[Array, " n"]:
@@ -77,10 +178,27 @@ class AbstractMarginLoss(AbstractLoss):
         # Margin losses have no finite fit; a margin of 1 is the conventional "learned".
         return margins(outputs, labels)
 
+    def check_labels(self, labels, num_classes=None):
+        labels = np.asarray(labels)
+        if num_classes not in (None, 2):
+            raise ValueError(f"`num_classes` = {num_classes!r} is not allowed: a margin loss has "
+                             "two classes (None or 2).")
+        if labels.ndim != 1:
+            raise ValueError(f"`labels` has shape {labels.shape}, expected (n,).")
+        outside = ~np.isin(labels, (-1, 1))
+        if np.any(outside):
+            raise ValueError(f"`labels` = {labels[outside][:8]} is not allowed: a margin loss "
+                             "needs labels in {-1, +1}.")
+        return 2
 
-def margins(outputs, labels):
-    """m_i = y_i f(x_i) for one output per example."""
-    return jnp.reshape(outputs, labels.shape) * labels
+    def class_index(self, labels):
+        return jnp.where(labels == 0, -1, jnp.where(labels > 0, 1, 0))
+
+    def correct_output(self, outputs, labels):
+        return margins(outputs, labels)
+
+    def correct(self, outputs, labels):
+        return margins(outputs, labels) > 0
 
 
 class Logistic(AbstractMarginLoss):
@@ -106,13 +224,16 @@ class SquareMargin(AbstractMarginLoss):
 
 class PolynomialTail(AbstractMarginLoss):
     """Polynomially tailed loss (Wang, Chatterji, Haque & Hashimoto 2022): the logistic loss
-    rescaled to 1 at m = 1, log(1 + e^-m) / log(1 + e^-1), for m <= 1, and m^(-alpha) beyond."""
+    rescaled to 1 at m = 1, log(1 + e^-m) / log(1 + e^-1), for m <= 1, and m^(-alpha) beyond.
+
+    **Arguments:**
+
+    - `alpha`: the tail's exponent, > 0; an array leaf, so a sweep over it compiles once.
+    """
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
 
     def __check_init__(self):
-        from . import _validate
-
         _validate.number("alpha", self.alpha, low=0.0, low_open=True)
 
     def of_margin(self, m):

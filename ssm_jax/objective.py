@@ -16,28 +16,57 @@ lambda share one compilation.
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 import numpy as np
 
 from . import _validate
 from .data.imbalance import check_class_weights
-from .losses import AbstractLoss, AbstractMarginLoss, l2_penalty
-from .metrics.per_class import class_means, correct_class_outputs, mode_strengths
+from .losses import AbstractLoss, correct_class_outputs, l2_penalty
+from .metrics.per_class import class_means, mode_strengths
 from .models import AbstractModel
 
 
 class AbstractObjective(eqx.Module):
+    """A scalar function of a model's parameters, and what to record along its flow.
+
+    A new objective provides:
+
+    - `labels`: one label per example (or per target column), (n,);
+    - `num_classes`: k, a static integer;
+    - `__call__(model)`: the value that gradient flow and the optimizers descend;
+    - `metrics(model)`: what a trajectory records, by default.
+
+    Every numeric field should be an array leaf, so that objectives differing only in numbers
+    share one compilation.
+    """
+
     labels: eqx.AbstractVar[Int[Array, " n"]]
     num_classes: eqx.AbstractVar[int]
 
     @abc.abstractmethod
     def __call__(self, model: AbstractModel) -> Float[Array, ""]:
-        """The objective's value."""
+        """The objective's value.
+
+        **Arguments:**
+
+        - `model`: the model at which to evaluate it.
+
+        **Returns:** a scalar.
+        """
 
     @abc.abstractmethod
     def metrics(self, model: AbstractModel) -> dict[str, Array]:
-        """Metrics at `model`: per-class arrays of shape (k,) and scalars."""
+        """Metrics at `model`.
+
+        **Arguments:**
+
+        - `model`: the model at which to record them.
+
+        **Returns:** a dict of per-class arrays of shape (k,) (`class_accuracy`, `class_loss`,
+        `class_output`, `class_progress`) and scalars (`loss`).
+        """
 
 
 def _per_class(num_classes, class_index, loss_values, correct, outputs, progress):
@@ -59,13 +88,17 @@ class Objective(AbstractObjective):
 
     **Arguments:**
 
-    - `labels`: (n,) class indices 0..k-1, or -1/+1 for a margin loss.
+    - `labels`: (n,) as the loss reads them: class indices 0..k-1 for a class loss, -1/+1 for a
+      margin loss.
     - `loss`: an `AbstractLoss`, e.g. `losses.square`, `losses.cross_entropy`.
     - `class_weights`: omega_c, (k,), e.g. `class_weights(counts, power)`. Default all ones.
     - `example_weights`: extra per-example (importance) weights, (n,). Default all ones.
     - `inputs`: data (n, p) for models acting on inputs; None for free-feature models.
     - `l2`: lambda >= 0, the L2 strength on every parameter.
     - `num_classes`: k; default: inferred from the labels (2 for margin losses).
+
+    `metrics` records the per-class means of accuracy, loss, output (the correct-class output,
+    or the margin) and progress, with classes indexed by `loss.class_index`, and the loss.
     """
 
     labels: Int[Array, " n"]
@@ -81,19 +114,8 @@ class Objective(AbstractObjective):
         if not isinstance(loss, AbstractLoss):
             raise ValueError(f"`loss` = {loss!r} is not allowed: expected an AbstractLoss such "
                              "as ssm_jax.losses.square or ssm_jax.losses.cross_entropy.")
-        margin = isinstance(loss, AbstractMarginLoss)
         labels_np = np.asarray(labels)
-        if margin:
-            if not np.all(np.isin(labels_np, (-1, 1))):
-                bad = labels_np[~np.isin(labels_np, (-1, 1))]
-                raise ValueError(f"`labels` = {bad[:8]} is not allowed: a margin loss needs "
-                                 "labels in {-1, +1}.")
-            num_classes = 2
-        else:
-            if num_classes is None:
-                num_classes = int(labels_np.max()) + 1 if labels_np.size else 0
-            _validate.integer("num_classes", num_classes, minimum=2)
-            _validate.labels("labels", labels_np, num_classes)
+        num_classes = loss.check_labels(labels_np, num_classes)
         n = labels_np.shape[0]
         self.labels = jnp.asarray(labels_np)
         self.loss = loss
@@ -101,7 +123,7 @@ class Objective(AbstractObjective):
         q = jnp.ones(n, dtype=jnp.result_type(float))
         if class_weights is not None:
             check_class_weights(class_weights, num_classes)
-            q = q * jnp.asarray(class_weights)[self._class_index(self.labels)]
+            q = q * jnp.asarray(class_weights)[loss.class_index(self.labels)]
         if example_weights is not None:
             _validate.shape("example_weights", example_weights, (n,), "one weight per example")
             _validate.number("example_weights", example_weights, low=0.0)
@@ -114,29 +136,35 @@ class Objective(AbstractObjective):
         self.l2 = _check_l2(l2)
         self.num_examples = jnp.asarray(n, dtype=q.dtype)
 
-    def _class_index(self, labels):
-        # Margin losses label classes -1/+1; metrics index them 0/1, and padding (0) as -1.
-        if isinstance(self.loss, AbstractMarginLoss):
-            return jnp.where(labels == 0, -1, (labels > 0).astype(labels.dtype))
-        return labels
-
     def __call__(self, model):
         data_fit = jnp.sum(self.example_weights * self.loss(model(self.inputs), self.labels))
         return data_fit / self.num_examples + self.l2 * l2_penalty(model)
 
     def metrics(self, model):
         outputs = model(self.inputs)
-        values = self.loss(outputs, self.labels)
-        if isinstance(self.loss, AbstractMarginLoss):
-            correct_outputs = jnp.reshape(outputs, self.labels.shape) * self.labels
-            correct = correct_outputs > 0
-        else:
-            correct_outputs = correct_class_outputs(outputs, self.labels)
-            correct = jnp.argmax(outputs, axis=-1) == self.labels
-        out = _per_class(self.num_classes, self._class_index(self.labels), values, correct,
-                         correct_outputs, self.loss.progress(outputs, self.labels))
+        loss, labels = self.loss, self.labels
+        out = _per_class(self.num_classes, loss.class_index(labels), loss(outputs, labels),
+                         loss.correct(outputs, labels), loss.correct_output(outputs, labels),
+                         loss.progress(outputs, labels))
         out["loss"] = self(model)
         return out
+
+    def minibatch(self, key, batch_size: int) -> "Objective":
+        """The objective on a random batch, an unbiased estimate of the full objective: zero
+        weight on the examples not drawn and n/B on the B drawn, so that the shapes (and the
+        compilation) stay those of the full objective.
+
+        **Arguments:**
+
+        - `key`: a JAX random key that draws the batch.
+        - `batch_size`: B, 1 <= B <= n, drawn without replacement.
+
+        **Returns:** an `Objective` of the same shapes with re-scaled example weights.
+        """
+        n = self.labels.shape[0]
+        chosen = jax.random.permutation(key, n)[:batch_size]
+        scale = jnp.zeros(n, self.example_weights.dtype).at[chosen].set(n / batch_size)
+        return eqx.tree_at(lambda o: o.example_weights, self, self.example_weights * scale)
 
 
 class TargetFit(AbstractObjective):

@@ -58,6 +58,36 @@ def test_progress_endpoints():
     np.testing.assert_allclose(losses.cross_entropy.progress(1e3 * fit, y), 1.0)
 
 
+def test_class_loss_label_convention():
+    """Class indices 0..k-1; padding (-1) has no class, output 0 and is never correct."""
+    z, y = _logits_labels()
+    labels = jnp.append(y, losses.square.padding_label)
+    outputs = jnp.vstack([z, jnp.ones((1, 4))])
+    assert losses.cross_entropy.check_labels(np.asarray(y)) == 4
+    assert losses.square.check_labels(np.asarray(y), 6) == 6
+    np.testing.assert_array_equal(losses.square.class_index(labels), labels)
+    np.testing.assert_allclose(losses.square.correct_output(outputs, labels),
+                               np.append(np.asarray(z)[np.arange(7), y], 0.0))
+    np.testing.assert_array_equal(losses.cross_entropy.correct(outputs, labels),
+                                  np.append(np.argmax(z, axis=1) == y, False))
+    with pytest.raises(ValueError, match="labels"):
+        losses.square.check_labels(np.array([0, 1, 2]), 2)
+
+
+def test_margin_loss_label_convention():
+    """Labels -1/+1 are classes 0/1; padding (0) has no class, margin 0 and is never correct."""
+    f = jnp.array([[0.5], [-2.0], [1.0], [3.0]])
+    y = jnp.array([1, 1, -1, losses.logistic.padding_label])
+    assert losses.logistic.check_labels(np.asarray(y[:3])) == 2
+    np.testing.assert_array_equal(losses.logistic.class_index(y), [1, 1, 0, -1])
+    np.testing.assert_allclose(losses.logistic.correct_output(f, y), [0.5, -2.0, -1.0, 0.0])
+    np.testing.assert_array_equal(losses.logistic.correct(f, y), [True, False, False, False])
+    with pytest.raises(ValueError, match="labels"):
+        losses.logistic.check_labels(np.array([1, 0, -1]))
+    with pytest.raises(ValueError, match="num_classes"):
+        losses.logistic.check_labels(np.array([1, -1]), 3)
+
+
 def test_l2_penalty_counts_every_parameter():
     model = sj.UFM(np.array([2, 3]), 3, init_scale=0.5, key=jax.random.key(0), bias=True)
     expected = 0.5 * (np.sum(model.W**2) + np.sum(model.H**2) + np.sum(model.b**2))

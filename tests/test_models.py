@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,6 +55,23 @@ def test_aligned_constructors():
     np.testing.assert_allclose(outputs[np.arange(9), sj.labels_from_counts([5, 3, 1])], 0.2)
     net = sj.DeepLinear.aligned(T, width=4, depth=2, init_strength=0.05, free_features=True)
     np.testing.assert_allclose(sj.mode_strengths(net.end_to_end, U, V), 0.05, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_predictor_reproduces_the_outputs(bias):
+    """f(x) = B [x, 1] with B read off `linear_predictor` (row by row, bias last)."""
+    X = jax.random.normal(jax.random.key(1), (5, 3))
+    augmented = jnp.concatenate([X, jnp.ones((5, 1))], axis=1) if bias else X
+    deep = sj.DeepLinear(2, 4, 3, in_features=3, init_scale=0.5, key=jax.random.key(2),
+                         bias=bias)
+    if bias:
+        deep = eqx.tree_at(lambda m: m.b, deep, jnp.array([0.3, -0.7]))
+    for model in (sj.Linear(3, bias=bias, init_scale=0.5, key=jax.random.key(3)), deep):
+        outputs = model(X)
+        B = model.linear_predictor().reshape(outputs.shape[1], -1)
+        np.testing.assert_allclose(augmented @ B.T, outputs, rtol=1e-12)
+    free = sj.DeepLinear(2, 4, 2, num_examples=5, key=jax.random.key(0))
+    assert free.linear_predictor() is None
 
 
 def test_target_modes_drop_the_null_direction():

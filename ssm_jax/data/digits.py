@@ -64,6 +64,7 @@ class DigitsSplit:
 
     @property
     def num_classes(self) -> int:
+        """k, the number of labels."""
         return len(self.digits)
 
     @property

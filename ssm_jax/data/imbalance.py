@@ -37,16 +37,16 @@ class StepImbalance:
         _validate.integer("minority_size", self.minority_size, minimum=1)
         _validate.number("majority_fraction", self.majority_fraction,
                          low=0.0, high=1.0, low_open=True, high_open=True)
-        num_majority = round(self.majority_fraction * self.num_classes)
-        if not 1 <= num_majority <= self.num_classes - 1:
+        if not 1 <= self.num_majority <= self.num_classes - 1:
             raise ValueError(
-                f"`majority_fraction` = {self.majority_fraction} gives {num_majority} majority "
-                f"classes out of {self.num_classes}: expected between 1 and "
+                f"`majority_fraction` = {self.majority_fraction} gives {self.num_majority} "
+                f"majority classes out of {self.num_classes}: expected between 1 and "
                 f"{self.num_classes - 1}."
             )
 
     @property
     def num_majority(self) -> int:
+        """The number of majority classes, round(majority_fraction k)."""
         return round(self.majority_fraction * self.num_classes)
 
     @property
@@ -59,6 +59,7 @@ class StepImbalance:
 
     @property
     def labels(self) -> np.ndarray:
+        """The label of every example, class by class: `labels_from_counts(counts)`."""
         return labels_from_counts(self.counts)
 
 
@@ -89,12 +90,14 @@ class LongTailImbalance:
 
     @property
     def counts(self) -> np.ndarray:
+        """Examples per class, largest first."""
         c = np.arange(self.num_classes)
         sizes = self.max_size * float(self.ratio) ** (-c / (self.num_classes - 1))
         return np.round(sizes).astype(np.int64)
 
     @property
     def labels(self) -> np.ndarray:
+        """The label of every example, class by class: `labels_from_counts(counts)`."""
         return labels_from_counts(self.counts)
 
 

@@ -1,5 +1,5 @@
-"""Metrics recorded along a trajectory: per-class accuracy, loss, correct-class output and
-progress; mode strengths; and learning times read off the recorded curves.
+"""Metrics recorded along a trajectory: per-class means (of accuracy, loss, correct-class output
+and progress); mode strengths; and learning times read off the recorded curves.
 
 Per-class means go through one-hot label matrices, so an example whose label is -1 (padding)
 belongs to no class and changes no metric.
@@ -14,12 +14,6 @@ def class_means(values: Float[Array, " n"], labels: Int[Array, " n"], num_classe
     onehot = labels[:, None] == jnp.arange(num_classes)
     total = jnp.sum(jnp.where(onehot, values[:, None], 0.0), axis=0)
     return total / jnp.sum(onehot, axis=0)
-
-
-def correct_class_outputs(outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
-    """z_{y_i} for each example (0 for padding, label -1)."""
-    index = jnp.clip(labels, 0)[:, None]
-    return jnp.where(labels >= 0, jnp.take_along_axis(outputs, index, axis=-1)[:, 0], 0.0)
 
 
 def mode_strengths(output_matrix: Float[Array, "k m"], U: Float[Array, "k r"],

@@ -15,23 +15,20 @@ import numpy as np
 
 from ..analytic.separable import direction_angle, direction_cosine
 from ..losses import margins as margins_of
-from ..models._base import AbstractModel
-from ..models.deep_linear import DeepLinear
-from ..models.linear import Linear
+from ..models._base import AbstractLinearPredictor, AbstractModel
 
 
 def linear_predictor(model: AbstractModel) -> Float[Array, " q"] | None:
-    """The end-to-end linear predictor of a linear model, flattened, with its bias appended
-    (the augmented-input view [x, 1]); None for a model that is not linear in its inputs."""
-    if isinstance(model, Linear):
-        return model.end_to_end[0]
-    if isinstance(model, DeepLinear) and model.features is None:
-        row = jnp.ravel(model.end_to_end)
-        return row if model.b is None else jnp.concatenate([row, jnp.ravel(model.b)])
+    """The end-to-end linear predictor of a model, flattened, with its bias appended (the
+    augmented-input view [x, 1]), as `AbstractLinearPredictor.linear_predictor` declares it;
+    None for a model that is not linear in its inputs."""
+    if isinstance(model, AbstractLinearPredictor):
+        return model.linear_predictor()
     return None
 
 
 def parameter_norm(model) -> Float[Array, ""]:
+    """|theta|, the Euclidean norm of every floating-point array in `model`."""
     leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
     return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in leaves))
 
@@ -86,6 +83,15 @@ class SeparableMetrics(eqx.Module):
         self.objective_metrics = objective_metrics
 
     def __call__(self, model: AbstractModel, objective) -> dict[str, Array]:
+        """The metrics at `model`.
+
+        **Arguments:**
+
+        - `model`: a binary model, one output per example.
+        - `objective`: its `Objective` on the training data (inputs and labels -1/+1).
+
+        **Returns:** a dict of the records listed above.
+        """
         out = dict(objective.metrics(model)) if self.objective_metrics else {}
         dtype = self.probe.dtype
         nan = jnp.asarray(jnp.nan, dtype)

@@ -5,6 +5,9 @@ models, nothing) to outputs of shape (n, k), one row per example.
 - `UFM`: classifier W (k x d), one free feature column per example H (d x n), optional bias.
 - `DeepLinear`: W_L ... W_1 applied to inputs X (n x p), or to free features H (deep UFM).
 - `Linear`, `TwoLayerReLU`: binary classifiers on inputs, for separable data.
+
+`Linear` and `DeepLinear` are `AbstractLinearPredictor`s: they declare their end-to-end
+linear predictor, which the separable-data metrics compare with the max-margin direction.
 - `MLP`, `CNN`: small networks with optional batch norm and dropout, for the digits.
 
 Each has a small Gaussian initialization (entries of standard deviation `init_scale`) and an
@@ -12,6 +15,7 @@ aligned, balanced one (`.aligned(...)`) under which gradient flow has a closed f
 """
 
 from ._base import (
+    AbstractLinearPredictor as AbstractLinearPredictor,
     AbstractModel as AbstractModel,
     aligned_factors as aligned_factors,
     target_modes as target_modes,

@@ -13,16 +13,46 @@ from .. import _validate
 
 
 class AbstractModel(eqx.Module):
+    """A model: parameters only, as array leaves, and the map from inputs to outputs.
+
+    A new model provides `__call__(inputs)`, the outputs (n, k) of every example; a model on
+    free features (one parameter column per example) takes no inputs, and registers how it
+    pads to more examples with `ssm_jax.sweeps.pad_examples.register`. Everything the
+    dynamics differentiate is a floating-point array leaf; settings that are not trained are
+    static fields. A model whose outputs are linear in its inputs is an
+    `AbstractLinearPredictor`.
+    """
+
     @abc.abstractmethod
     def __call__(self, inputs: Array | None = None) -> Float[Array, "n k"]:
-        """Outputs (logits) for every example, one row each."""
+        """Outputs (logits) for every example, one row each.
+
+        **Arguments:**
+
+        - `inputs`: data (n, p) for a model on inputs; None for a model on free features.
+
+        **Returns:** the outputs, (n, k).
+        """
+
+
+class AbstractLinearPredictor(AbstractModel):
+    """A model whose outputs are linear (affine with a bias) in its inputs, f(x) = B [x, 1],
+    however it is parametrized: it declares its end-to-end predictor B."""
+
+    @abc.abstractmethod
+    def linear_predictor(self) -> Float[Array, " q"] | None:
+        """The end-to-end predictor B, flattened row by row, with a bias as one last column
+        (the augmented-input view [x, 1]): (k p,), or (k (p + 1),) with a bias. None where the
+        model acts on free features rather than inputs and so predicts no input."""
 
 
 def gaussian(key, shape, scale):
+    """Independent Gaussian entries of standard deviation `scale`, in the default float dtype."""
     return scale * jax.random.normal(key, shape, dtype=jnp.result_type(float))
 
 
 def check_init(init_scale, dim, key):
+    """Checks the common arguments of a Gaussian start: `init_scale` > 0, `dim` >= 1, a key."""
     _validate.number("init_scale", init_scale, low=0.0, low_open=True)
     _validate.integer("dim", dim, minimum=1)
     if key is None:

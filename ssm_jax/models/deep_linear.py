@@ -6,12 +6,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _validate
-from ._base import AbstractModel, aligned_factors, check_init, gaussian
+from ._base import AbstractLinearPredictor, aligned_factors, check_init, gaussian
 
 
-class DeepLinear(AbstractModel):
+class DeepLinear(AbstractLinearPredictor):
     """A deep linear network W_L ... W_1 of depth L >= 1, on data inputs X (n x p) or on free
     features H (d x n), the *deep UFM*. Give exactly one of `in_features` and `num_examples`.
+    On free features it predicts no input: its `linear_predictor` is None.
 
     **Arguments:**
 
@@ -77,6 +78,13 @@ class DeepLinear(AbstractModel):
         for W in self.weights[1:]:
             product = W @ product
         return product
+
+    def linear_predictor(self):
+        if self.features is not None:
+            return None
+        if self.b is None:
+            return jnp.ravel(self.end_to_end)
+        return jnp.ravel(jnp.concatenate([self.end_to_end, self.b[:, None]], axis=1))
 
     def __call__(self, inputs=None):
         if self.features is None:

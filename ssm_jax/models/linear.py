@@ -5,10 +5,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _validate
-from ._base import AbstractModel, gaussian
+from ._base import AbstractLinearPredictor, gaussian
 
 
-class Linear(AbstractModel):
+class Linear(AbstractLinearPredictor):
     """f(x) = w^T x + b, outputs (n, 1).
 
     Gradient flow on (w, b) is gradient flow on w for inputs augmented with a constant 1, so
@@ -48,6 +48,9 @@ class Linear(AbstractModel):
         """The predictor as one row: w, or [w, b] with a bias (the augmented-input view)."""
         row = self.weight if self.b is None else jnp.append(self.weight, self.b)
         return row[None, :]
+
+    def linear_predictor(self):
+        return self.end_to_end[0]
 
     def __call__(self, inputs=None):
         if inputs is None:

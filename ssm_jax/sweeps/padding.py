@@ -1,11 +1,11 @@
 """Padding to a common number of examples, so that problems of different sizes share one
 compilation and one batch.
 
-Padded examples carry zero weight and label -1: they receive no gradient, contribute nothing
-to the objective, and belong to no class in the metrics. Free per-example parameters (UFM
-features) are padded with zero columns, which stay zero under the flow. Together with a
-padding-invariant error norm in the step-size controller, a padded run takes the very same
-steps as the unpadded one.
+Padded examples carry zero weight and a label of no class (the loss's `padding_label`; -1 for
+a target fit): they receive no gradient, contribute nothing to the objective, and belong to no
+class in the metrics. Free per-example parameters (UFM features) are padded with zero columns,
+which stay zero under the flow. Together with a padding-invariant error norm in the step-size
+controller, a padded run takes the very same steps as the unpadded one.
 """
 
 import functools
@@ -13,7 +13,6 @@ import functools
 import equinox as eqx
 import jax.numpy as jnp
 
-from ..losses import AbstractMarginLoss
 from ..models import SSM, UFM, DeepLinear
 from ..models._base import AbstractModel
 from ..objective import Objective, TargetFit
@@ -27,22 +26,27 @@ def _pad_axis(x, size: int, axis: int, value=0):
 
 @functools.singledispatch
 def pad_examples(obj, size: int):
-    """`obj` (an objective or a model) padded to `size` examples.
+    """`obj` padded to `size` examples.
 
     Models without per-example parameters are returned as they are; register a padding for a
     new free-feature model with `pad_examples.register`.
+
+    **Arguments:**
+
+    - `obj`: an objective (`Objective`, `TargetFit`) or a model.
+    - `size`: the number of examples after padding, at least the current number.
+
+    **Returns:** an object of the same type whose per-example arrays have `size` entries.
     """
     if isinstance(obj, AbstractModel):
         return obj
     raise TypeError(f"Cannot pad {type(obj).__name__} to more examples: register a padding "
-                    "with ssm_jax.padding.pad_examples.register.")
+                    "with ssm_jax.sweeps.pad_examples.register.")
 
 
 @pad_examples.register
 def _(obj: Objective, size: int):
-    # Margin losses label classes -1/+1, so their padding label is 0 (no class).
-    pad_label = 0 if isinstance(obj.loss, AbstractMarginLoss) else -1
-    labels = _pad_axis(obj.labels, size, 0, pad_label)
+    labels = _pad_axis(obj.labels, size, 0, obj.loss.padding_label)
     weights = _pad_axis(obj.example_weights, size, 0)
     inputs = None if obj.inputs is None else _pad_axis(obj.inputs, size, 0)
     return eqx.tree_at(lambda o: (o.labels, o.example_weights, o.inputs), obj,
