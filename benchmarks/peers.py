@@ -5,7 +5,8 @@ first-call cost excluded), with each path's error against a tight float64 refere
     python benchmarks/peers.py --batch 1 16 64 [--t1 4000] [--device cpu|cuda] [--json PATH]
 
 Paths (every one records the per-class progress at the same 100 save times):
-- ssm_jax sweep: `ssm_jax.sweep` with `Flow(t1, 100, rtol=1e-4, atol=1e-6)`, default batching
+- ssm_jax sweep: `ssm_jax.sweep` with `Flow(t1, num_saves=100, rtol=1e-4, atol=1e-6)`,
+                 default batching
 - naive vmap:    `jax.vmap(diffrax.diffeqsolve)` written the obvious way (w1.py)
 - torchdiffeq:   `odeint(method="dopri5")`, the whole padded batch as one tensor state, one call;
                  the vector field is the hand-written analytic gradient (checked against autograd)
@@ -191,7 +192,7 @@ def run_batch(size, args):
     # scipy runs each member on its own unpadded problem: a loop needs no padding.
     unpadded = [member_arrays(*make_problem(**p)) for p in points]
     grid = sj.Grid(member=np.arange(size))
-    flow = sj.Flow(args.t1, SAVES, rtol=RTOL, atol=ATOL)
+    flow = sj.Flow(args.t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     run_naive = naive_vmap(problems, ts)  # compiled ahead: a warm-up run would be long
     per_save = args.gd_steps_per_save
 
@@ -203,7 +204,7 @@ def run_batch(size, args):
 
     def naive():
         progress, steps = run_naive()
-        return progress, float(np.mean(sj.flow.vector_field_evals(diffrax.Tsit5(), steps)))
+        return progress, float(np.mean(sj.dynamics.flow.vector_field_evals(diffrax.Tsit5(), steps)))
 
     def torchdiffeq_synced(ts):
         out = torchdiffeq_path(batch, ts)

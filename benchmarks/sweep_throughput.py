@@ -43,7 +43,7 @@ def main():
 
     grid = sj.Grid(member=np.arange(args.batch))
     member_problem = lambda member: make_problem(**points[member])  # noqa: E731
-    flow = sj.Flow(args.t1, SAVES, rtol=RTOL, atol=ATOL)
+    flow = sj.Flow(args.t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     key = lambda member: predicted_steps(t1=args.t1, **points[member])  # noqa: E731
     for name, kwargs in (("sweep map", dict(batching="map", chunk_size=args.batch)),
                          ("sweep vmap", dict(batching="vmap", chunk_size=min(args.batch, 64),

@@ -9,8 +9,8 @@ seed = member index.
 
 The state's shape does not depend on R (no padding), so members are built *vectorized* (one
 jitted `vmap` over config arrays) instead of one Python `imbalance_problem` per member as
-`ssm_jax.sweep` does (~1 ms each). Each chunk then runs `ssm_jax.flow.integrate`, the body
-the sweep batches, under `jax.vmap` or `jax.lax.map`, compiled once per batching.
+`ssm_jax.sweep` does (~1 ms each). Each chunk then runs `Flow.run`, the body the sweep
+batches, under `jax.vmap` or `jax.lax.map`, compiled once per batching.
 
     python benchmarks/w2_class_ssm.py --k 10 --configs 100000 --batching map
     python benchmarks/w2_class_ssm.py --k 100 --configs 2000 --chunk 500 --batching map vmap
@@ -30,7 +30,7 @@ import numpy as np
 
 import ssm_jax as sj
 from ssm_jax._timing import timed_call
-from ssm_jax.dynamics.flow import default_controller, integrate, objective_metrics, save_times
+from ssm_jax.dynamics import Flow, objective_metrics
 from ssm_jax.models import SSM
 from ssm_jax.objective import TargetFit
 from ssm_jax.sweeps.problems import imbalance_problem
@@ -121,15 +121,14 @@ def summarize(ts, recorded):
 
 
 def make_runner(static, t1: float, batching: str, metrics=objective_metrics):
-    """A chunk of members -> (summaries, num_steps, status): `integrate` under vmap or
+    """A chunk of members -> (summaries, num_steps, status): `Flow.run` under vmap or
     lax.map, jitted (one compilation per chunk shape)."""
-    ts = save_times(t1, SAVES)
-    solver, controller = diffrax.Tsit5(), default_controller(RTOL, ATOL)
+    flow = Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
+    ts = flow.record_times()
 
     def member(args):
         params, objective = args
-        recorded, _, stats = integrate(params, static, objective, ts, None, solver, controller,
-                                       MAX_STEPS, False, metrics)
+        recorded, _, stats = flow.run(params, static, objective, None, metrics)
         return summarize(ts, recorded), stats["num_steps"], stats["status"]
 
     batched = jax.vmap(member) if batching == "vmap" else lambda b: jax.lax.map(member, b)

@@ -23,7 +23,11 @@ from .data import (
 )
 from .dynamics import (
     STATUS as STATUS,
+    AbstractDynamics as AbstractDynamics,
+    Flow as Flow,
     NetworkData as NetworkData,
+    SteadyState as SteadyState,
+    Train as Train,
     Trajectory as Trajectory,
     gradient_flow as gradient_flow,
     save_times as save_times,
@@ -43,6 +47,7 @@ from .models import (
     MLP as MLP,
     SSM as SSM,
     UFM as UFM,
+    AbstractLinearPredictor as AbstractLinearPredictor,
     AbstractModel as AbstractModel,
     DeepLinear as DeepLinear,
     Linear as Linear,
@@ -54,10 +59,8 @@ from .objective import (
     TargetFit as TargetFit,
 )
 from .sweeps import (
-    Flow as Flow,
     Grid as Grid,
     SweepStore as SweepStore,
-    Train as Train,
     open_sweep as open_sweep,
     sweep as sweep,
 )

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ssm_jax.bench import bench_problem, convergence_order, gd_vs_flow, work_precision
 from ssm_jax.bench.work_precision import SOLVERS, count_evals
 from ssm_jax.cli import app
-from ssm_jax.dynamics import flow
+from ssm_jax.dynamics import base, flow
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,9 @@ def test_flow_meets_the_exact_solution(name):
 
 
 def test_errors_fall_with_tolerance_and_compile_once(ssm):
-    before = eqx.debug.get_num_traces(flow._solve)
+    before = eqx.debug.get_num_traces(base.compiled_run)
     records = work_precision(ssm, "Dopri5", [1e-3, 1e-5, 1e-7], min_seconds=0.0)
-    assert eqx.debug.get_num_traces(flow._solve) - before == 1  # one compilation per solver
+    assert eqx.debug.get_num_traces(base.compiled_run) - before == 1  # one compilation per solver
     errors = [r["error"] for r in records]
     assert errors[0] > 10 * errors[1] > 100 * errors[2]
     steps = [r["steps"] for r in records]

@@ -7,6 +7,8 @@ import typer
 from typer.testing import CliRunner
 import xarray as xr
 
+import ssm_jax as sj
+from ssm_jax.cli.experiments import digits as digits_command
 from ssm_jax.data.digits import digit_pair, digits_images, step_imbalanced_digits
 from ssm_jax.data.imbalance import class_weights
 from ssm_jax.dynamics import network_training as nt
@@ -86,21 +88,22 @@ def test_patch_convolution_matches_lax_conv():
 def test_networks_shapes_batch_norm_and_dropout(imbalanced, make, width):
     x = jnp.asarray(imbalanced.x_train[:40])
     plain = make(False, jax.random.key(0))
-    logits, features = plain(x)
+    assert isinstance(plain, sj.AbstractModel)  # the models' contract: inputs -> logits
+    logits, features = plain(x), plain.features(x)
     assert logits.shape == (40, 10) and features.shape == (40, width)
     assert plain.statistics(x) is None
     # Dropout at rate 0 is the identity; at rate 1/2 it depends on (only) the key.
-    np.testing.assert_array_equal(plain(x, dropout=0.0, key=jax.random.key(1))[0], logits)
-    dropped = plain(x, dropout=0.5, key=jax.random.key(1))[0]
+    np.testing.assert_array_equal(plain(x, dropout=0.0, key=jax.random.key(1)), logits)
+    dropped = plain(x, dropout=0.5, key=jax.random.key(1))
     assert not np.allclose(dropped, logits)
-    np.testing.assert_array_equal(plain(x, dropout=0.5, key=jax.random.key(1))[0], dropped)
+    np.testing.assert_array_equal(plain(x, dropout=0.5, key=jax.random.key(1)), dropped)
 
     normed = make(True, jax.random.key(0))
     # Evaluating with the statistics of the very batch is the training-mode forward pass.
-    np.testing.assert_allclose(normed(x, statistics=normed.statistics(x))[0], normed(x)[0],
+    np.testing.assert_allclose(normed(x, statistics=normed.statistics(x)), normed(x),
                                atol=1e-12)
     # A batch's own statistics differ from the training set's.
-    assert not np.allclose(normed(x[:5])[0], normed(x[:5], statistics=normed.statistics(x))[0])
+    assert not np.allclose(normed(x[:5]), normed(x[:5], statistics=normed.statistics(x)))
 
 
 # ---------------------------------------------------------------- training
@@ -235,7 +238,7 @@ def cli(monkeypatch):
         log2_weights=(-8, 8), l2=(0.0, 1e-3), batch_norm=(False,), dropout=(0.0,),
         num_seeds=1, epochs=3, train_per_class=30))
     app = typer.Typer()
-    app.command("digits")(experiment.command)
+    app.command("digits")(digits_command)
     app.command("other")(lambda: None)  # two commands: `digits` stays a subcommand
     return app
 

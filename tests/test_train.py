@@ -34,11 +34,9 @@ def test_minibatch_is_deterministic_for_a_key_and_varies_between_keys():
 
 def test_minibatch_gradient_is_unbiased():
     """The mean over many batches of the minibatch objective is the full objective."""
-    from ssm_jax.dynamics.discrete import _minibatch
-
     model, objective = _problem()
     keys = jax.random.split(jax.random.key(0), 4000)
-    values = jax.vmap(lambda k: _minibatch(objective, k, 3)(model))(keys)
+    values = jax.vmap(lambda k: objective.minibatch(k, 3)(model))(keys)
     assert float(values.mean()) == pytest.approx(float(objective(model)), rel=0.02)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _validate
 from ..data.imbalance import _check_counts, class_weights as _class_weights, labels_from_counts
+from ..dynamics.flow import Flow
 
 
 def mode_strength(t, s, init_strength, num_examples):
@@ -48,13 +49,12 @@ def mode_strength_ode(ts, s, init_strength, num_examples, num_factors: int, *, r
         a = jnp.exp(log_a)
         return (N / num_examples) * a ** (1.0 - 2.0 / N) * (s - a)
 
+    # In log a: the mode grows over many decades from a small start.
+    flow = Flow(ts=ts, solver=diffrax.Dopri8(), rtol=rtol, atol=atol, max_steps=10**7)
+
     def solve(s, a0):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Dopri8(), ts[0], ts[-1], None, jnp.log(a0), s,
-            saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=None,
-        )
-        return jnp.exp(sol.ys)
+        sol = flow.integrate(field, jnp.log(a0), s, lambda t, log_a, s: jnp.exp(log_a))
+        return sol.ys[0]
 
     return jax.vmap(solve, out_axes=1)(s, a0)
 

@@ -17,7 +17,8 @@ import numpy as np
 from .. import analytic, losses
 from ..data import gaussian_blobs, importance_weights
 from ..data.imbalance import StepImbalance, class_weights, label_matrix, labels_from_counts
-from ..dynamics import flow
+from ..dynamics.base import compiled_run
+from ..dynamics.flow import Flow
 from ..models import SSM, UFM, DeepLinear, Linear, target_modes
 from ..objective import Objective, TargetFit
 
@@ -71,9 +72,9 @@ def linear_weight(model, objective):
 def _tight_reference(model, objective, ts, observe, solver=None, rtol=1e-12, atol=1e-14):
     """The observable along a float64 flow at tight tolerances: Dopri8 unless `solver`."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    recorded, _, stats = flow.integrate(
-        params, static, objective, jnp.asarray(ts), None, solver or diffrax.Dopri8(),
-        flow.default_controller(rtol, atol), 10**7, False, observe)
+    dynamics = Flow(ts=ts, solver=solver or diffrax.Dopri8(), rtol=rtol, atol=atol,
+                    max_steps=10**7)
+    recorded, _, stats = compiled_run(dynamics, params, static, objective, None, observe, False)
     if int(stats["status"]) != 0:
         raise RuntimeError("The reference solve did not finish: check the problem.")
     return np.asarray(recorded)

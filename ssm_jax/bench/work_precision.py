@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from .. import _validate
 from .._timing import timed_call
 from ..dynamics import flow
+from ..dynamics.base import compiled_run
+from ..dynamics.flow import Flow
 from ..dynamics.trajectory import STATUS
 from .problems import BenchProblem
 
@@ -49,23 +51,33 @@ def _controller(kind, tolerance, dtype):
     return flow.default_controller(rtol, rtol * 1e-3)
 
 
+class _Counted(eqx.Module):
+    """An objective that counts its evaluations on the host: the flow's vector field
+    evaluates it once per call."""
+
+    objective: eqx.Module
+    count: object = eqx.field(static=True)
+
+    def __call__(self, model):
+        jax.debug.callback(self.count)
+        return self.objective(model)
+
+
+def _nothing(model, objective):
+    return jnp.zeros(())
+
+
 def count_evals(problem: BenchProblem, solver, controller, dt0, max_steps, dtype) -> int:
     """Vector-field calls in one solve, counted on the host. A forward-mode Jacobian (its
     Jacobian-vector products batched into one call) counts once, so for implicit solvers this
     undercounts the work: compare them in seconds."""
     calls = [0]
     model, objective = _cast((problem.model, problem.objective), dtype)
-    params = eqx.filter(model, eqx.is_inexact_array)
-    field = flow.vector_field(model, objective)
-
-    def counted(t, y, args):
-        jax.debug.callback(lambda: calls.__setitem__(0, calls[0] + 1))
-        return field(t, y, args)
-
-    ts = problem.ts.astype(dtype)
-    diffrax.diffeqsolve(diffrax.ODETerm(counted), solver, ts[0], ts[-1], dt0, params,
-                        objective, stepsize_controller=controller, max_steps=max_steps,
-                        throw=False)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    counted = _Counted(objective, lambda: calls.__setitem__(0, calls[0] + 1))
+    dynamics = Flow(ts=problem.ts.astype(dtype), solver=solver, stepsize_controller=controller,
+                    dt0=dt0, max_steps=max_steps)
+    jax.block_until_ready(dynamics.run(params, static, counted, None, _nothing))
     jax.effects_barrier()
     return calls[0]
 
@@ -125,11 +137,12 @@ def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "
     for rung in ladder:
         controller = _controller(kind, rung, jdtype)
         dt0 = jnp.asarray(span / rung, jdtype) if kind == "fixed" else None
-        args = (params, static, objective, ts, dt0, method, controller, max_steps, False,
-                problem.observe)
+        dynamics = Flow(ts=ts, solver=method, stepsize_controller=controller, dt0=dt0,
+                        max_steps=max_steps, precision=precision)
+        args = (dynamics, params, static, objective, None, problem.observe, False)
         with jax.default_matmul_precision(precision):
             (observed, _, stats), compile_s, run_s = _timed_run(
-                lambda a=args: flow._solve(*a), min_seconds)
+                lambda a=args: compiled_run(*a), min_seconds)
         status = STATUS[int(stats["status"])]
         steps = int(stats["num_steps"])
         if kind == "implicit":

@@ -1,10 +1,14 @@
 """The dynamics: gradient flow (diffrax) and discrete training (optax), each one traceable
-body that single runs, sweeps, experiments and benchmarks share, returning a `Trajectory`."""
+body (`AbstractDynamics.run`) that single runs, sweeps, experiments and benchmarks share,
+returning a `Trajectory`."""
 
-from .discrete import train as train
-from .flow import gradient_flow as gradient_flow, save_times as save_times
+from .base import AbstractDynamics as AbstractDynamics, objective_metrics as objective_metrics
+from .discrete import Train as Train, scan_records as scan_records, train as train
+from .events import AbstractEvent as AbstractEvent, SteadyState as SteadyState
+from .flow import Flow as Flow, gradient_flow as gradient_flow, save_times as save_times
 from .network_training import (
     NetworkData as NetworkData,
+    NetworkObjective as NetworkObjective,
     NetworkRun as NetworkRun,
     TrainSetting as TrainSetting,
     train_network as train_network,

@@ -1,8 +1,12 @@
 """Discrete optimization with optax: full-batch GD or minibatch SGD, momentum, Adam, ...
 
-The whole run is one compiled `lax.scan`, recording the same metrics as `gradient_flow`.
-Plain GD with step eta is the Euler discretization of the flow with dt = eta.
+The whole run is one compiled `lax.scan` (`scan_records`, shared by every trainer of the
+package), recording the same metrics as the flow. Plain GD with step eta is the Euler
+discretization of the flow with dt = eta.
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -10,96 +14,138 @@ import jax.numpy as jnp
 import optax
 
 from .. import _validate
-from .._timing import timed_call
-from ..objective import Objective
-from .flow import objective_metrics
+from .base import AbstractDynamics, check_precision, objective_metrics, prepend
 from .trajectory import Trajectory, status_code
 
 
-def _minibatch(objective, key, batch_size):
-    """The objective on a random batch of `batch_size` examples (drawn without replacement),
-    as zero weight on the others and n/B on the batch: an unbiased estimate of the full loss."""
-    n = objective.labels.shape[0]
-    chosen = jax.random.permutation(key, n)[:batch_size]
-    scale = jnp.zeros(n, objective.example_weights.dtype).at[chosen].set(n / batch_size)
-    return eqx.tree_at(lambda o: o.example_weights, objective, objective.example_weights * scale)
+def scan_records(step, record, state, key, num_records: int, record_every: int):
+    """`num_records * record_every` steps as one compiled scan, recording along the way.
+
+    **Arguments:**
+
+    - `step`: (state, key) -> state, one optimizer step.
+    - `record`: state -> pytree of arrays, what is recorded.
+    - `state`: the initial state.
+    - `key`: split into one key per step.
+    - `num_records`, `record_every`: records after every `record_every` steps.
+
+    **Returns:** (final state, records at steps 0, record_every, ..., with a leading axis of
+    `num_records + 1`).
+    """
+
+    def chunk(state, key):
+        state = jax.lax.scan(lambda s, k: (step(s, k), None), state,
+                             jax.random.split(key, record_every))[0]
+        return state, record(state)
+
+    final, recorded = jax.lax.scan(chunk, state, jax.random.split(key, num_records))
+    return final, prepend(record(state), recorded)
 
 
-def optimize(params, static, objective, key, optimizer, num_records, record_every, batch_size,
-             save_params, metrics):
-    """One training run, traceable: the body that `train` compiles and sweeps batch.
-    Returns (recorded metrics[, parameter history]), final parameters, status."""
-    model_of = lambda p: eqx.combine(p, static)  # noqa: E731
+class Train(AbstractDynamics):
+    """Discrete optimizer steps on the objective from the model.
 
-    def step(carry, key):
-        params, opt_state = carry
-        batch = objective if batch_size is None else _minibatch(objective, key, batch_size)
-        grads = jax.grad(lambda p: batch(model_of(p)))(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+    **Arguments:**
 
-    def record(params):
-        recorded = metrics(model_of(params), objective)
-        return (recorded, params) if save_params else recorded
+    - `optimizer`: an optax gradient transformation, e.g. `optax.sgd(0.5)`; or a function of
+      hyperparameters that returns one, e.g. `optax.inject_hyperparams(optax.sgd)`, given per
+      run (`run(..., hyperparameters={"learning_rate": lr})`), so that a sweep over the
+      learning rate compiles once. Reuse the same object: a new one is a new compilation.
+    - `steps`: the number of steps; `record_every` must divide it. Metrics are recorded at
+      steps 0, record_every, 2 record_every, ..., steps.
+    - `batch_size`: None for full-batch steps; otherwise each step descends
+      `objective.minibatch(key, batch_size)`, an unbiased estimate on a fresh random batch
+      (drawn without replacement; an `Objective`, 1 <= batch_size <= n).
+    - `precision`: matmul precision while compiling ("highest" keeps TF32 out on GPUs).
+    """
 
-    def chunk(carry, key):
-        carry, _ = jax.lax.scan(step, carry, jax.random.split(key, record_every))
-        return carry, record(carry[0])
+    optimizer: optax.GradientTransformation | Callable[..., optax.GradientTransformation]
+    steps: int = eqx.field(static=True)
+    record_every: int = eqx.field(static=True)
+    batch_size: int | None = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
 
-    carry = (params, optimizer.init(params))
-    (final, _), recorded = jax.lax.scan(chunk, carry, jax.random.split(key, num_records))
-    first = record(params)
-    recorded = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first,
-                                      recorded)
-    return recorded, final, status_code(False, False, final)
+    def __init__(self, optimizer, steps: int, *, record_every: int = 1,
+                 batch_size: int | None = None, precision: str = "highest"):
+        if not (isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
+            raise ValueError(f"`optimizer` = {optimizer!r} is not allowed: expected an optax "
+                             "gradient transformation such as optax.sgd(0.1), or a function "
+                             "of hyperparameters returning one.")
+        self.optimizer = optimizer
+        self.steps, self.record_every = _validate.schedule(steps, record_every)
+        if batch_size is not None:
+            batch_size = _validate.integer("batch_size", batch_size, minimum=1)
+        self.batch_size = batch_size
+        self.precision = check_precision(precision)
 
+    def record_times(self):
+        return jnp.arange(0, self.steps + 1, self.record_every, dtype=jnp.result_type(float))
 
-# Counts compilations (tests read the count with `eqx.debug.get_num_traces`).
-_run = eqx.filter_jit(eqx.debug.assert_max_traces(optimize, max_traces=None))
+    def check(self, objective) -> None:
+        if self.batch_size is None:
+            return
+        if not hasattr(objective, "minibatch"):
+            raise ValueError(f"`batch_size` needs an objective with per-example weights (an "
+                             f"`Objective`); got {type(objective).__name__}.")
+        n = objective.labels.shape[0]
+        if self.batch_size > n:
+            raise ValueError(f"`batch_size` = {self.batch_size} is not allowed: expected "
+                             f"1 <= batch_size <= n = {n}, the number of examples.")
+
+    def describe(self) -> dict[str, Any]:
+        name = getattr(self.optimizer, "__qualname__", type(self.optimizer).__name__)
+        return {"kind": "train", "steps": self.steps, "record_every": self.record_every,
+                "batch_size": self.batch_size, "optimizer": name}
+
+    def run(self, params, static, objective, key, metrics, save_params=False,
+            hyperparameters=None):
+        optimizer = self.optimizer
+        if not isinstance(optimizer, optax.GradientTransformation):
+            optimizer = optimizer(**(hyperparameters or {}))
+        model_of = lambda p: eqx.combine(p, static)  # noqa: E731
+        key = jax.random.key(0) if key is None else key
+
+        def step(state, key):
+            params, opt_state = state
+            batch = objective if self.batch_size is None else objective.minibatch(
+                key, self.batch_size)
+            grads = jax.grad(lambda p: batch(model_of(p)))(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        def record(state):
+            recorded = metrics(model_of(state[0]), objective)
+            return (recorded, state[0]) if save_params else recorded
+
+        (final, _), recorded = scan_records(step, record, (params, optimizer.init(params)),
+                                            key, self.steps // self.record_every,
+                                            self.record_every)
+        stats = {"num_steps": jnp.asarray(self.steps),
+                 "num_vector_field_evals": jnp.asarray(self.steps),
+                 "status": status_code(False, False, final)}
+        return recorded, final, stats
 
 
 def train(model, objective, optimizer: optax.GradientTransformation, steps: int, *,
           record_every: int = 1, batch_size: int | None = None, key=None,
           save_params: bool = False, metrics=objective_metrics,
           precision: str = "highest") -> Trajectory:
-    """Runs `steps` optimizer steps on `objective` from `model`.
+    """Runs `steps` optimizer steps on `objective` from `model`:
+    `Train(optimizer, steps, ...)(model, objective, key=key)`.
 
     **Arguments:**
 
     - `model`, `objective`: as for `gradient_flow`.
-    - `optimizer`: any optax gradient transformation, e.g. `optax.sgd(0.5)`. Reuse the same
-      object across calls: a new one is a new function to compile.
-    - `steps`: the number of steps; `record_every` must divide it. Metrics are recorded at
-      steps 0, record_every, 2 record_every, ..., steps.
-    - `batch_size`: None for full-batch steps; otherwise each step uses a fresh random batch
-      of that many examples (an `Objective` only), drawn with `key`.
+    - `optimizer`, `steps`, `record_every`, `batch_size`, `precision`: as for `Train`.
+    - `key`: draws the minibatches; required with `batch_size`.
     - `save_params`: also keep the model at every recorded step.
     - `metrics`: what to record, as for `gradient_flow`.
-    - `precision`: matmul precision while compiling, as for `gradient_flow`.
 
     **Returns:** a `Trajectory` whose times are step counts.
     """
-    steps, record_every = _validate.schedule(steps, record_every)
-    if batch_size is not None:
-        if not isinstance(objective, Objective):
-            raise ValueError("`batch_size` needs an `Objective` (per-example weights); "
-                             f"got {type(objective).__name__}.")
-        n = objective.labels.shape[0]
-        batch_size = _validate.integer("batch_size", batch_size, minimum=1)
-        if batch_size > n:
-            raise ValueError(f"`batch_size` = {batch_size} is not allowed: at most n = {n}.")
-        if key is None:
-            raise ValueError("`key` = None is not allowed with `batch_size`: minibatches are "
-                             "drawn with an explicit key.")
-    key = jax.random.key(0) if key is None else key
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    with jax.default_matmul_precision(precision):
-        (recorded, final, status), compile_s, run_s = timed_call(
-            _run, params, static, objective, key, optimizer, steps // record_every,
-            record_every, batch_size, save_params, metrics)
-    values, history = recorded if save_params else (recorded, None)
-    stats = {"num_steps": jnp.asarray(steps), "num_vector_field_evals": jnp.asarray(steps),
-             "status": status, "compile_seconds": compile_s, "run_seconds": run_s}
-    ts = jnp.arange(0, steps + 1, record_every, dtype=jnp.result_type(float))
-    return Trajectory(ts=ts, metrics=values, final=eqx.combine(final, static), stats=stats,
-                      params=None if history is None else eqx.combine(history, static))
+    dynamics = Train(optimizer, steps, record_every=record_every, batch_size=batch_size,
+                     precision=precision)
+    if batch_size is not None and key is None:
+        raise ValueError("`key` = None is not allowed with `batch_size`: minibatches are "
+                         "drawn with an explicit key.")
+    return dynamics(model, objective, key=key, metrics=metrics, save_params=save_params)

@@ -1,18 +1,26 @@
 """Gradient flow d(theta)/dt = -grad L(theta), integrated with diffrax.
 
+`Flow` is the package's one integrator: `gradient_flow`, sweeps, the importance experiment
+and the solver benchmarks all run its `run`, and the closed-form references integrate their
+scalar mode equations with its `integrate`, the only call of `diffrax.diffeqsolve` here.
 Only metrics are recorded at the save times (`SaveAt(fn=...)`), plus the final model; the
-parameter history is kept only on request. The objective travels as the solver's `args`, so
-runs that differ in weights, targets, L2 or initial parameters share one compilation.
+parameter history is kept only on request. The objective travels as the solver's `args`, and
+save times and tolerances are array leaves, so runs that differ in weights, targets, L2,
+initial parameters, final time or tolerance share one compilation.
 """
+
+from typing import Any
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 import optimistix as optx
 
 from .. import _validate
-from .._timing import timed_call
+from .base import AbstractDynamics, check_precision, last, objective_metrics
+from .events import AbstractEvent
 from .trajectory import Trajectory, status_code
 
 
@@ -44,52 +52,17 @@ def vector_field_evals(solver, num_steps):
     return num_steps * per_step + start
 
 
-def integrate(params, static, objective, ts, dt0, solver, controller, max_steps, save_params,
-              metrics):
-    """One flow, traceable: the body that `gradient_flow` compiles and sweeps batch.
-    Returns (recorded metrics[, parameter history]), final parameters, statistics."""
-    model_of = lambda p: eqx.combine(p, static)  # noqa: E731
-    record = lambda t, p, obj: metrics(model_of(p), obj)  # noqa: E731
-    if save_params:
-        record = lambda t, p, obj: (metrics(model_of(p), obj), p)  # noqa: E731
-    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=record),
-                                  diffrax.SubSaveAt(t1=True)])
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field(model_of(params), objective)), solver,
-        t0=ts[0], t1=ts[-1], dt0=dt0, y0=params, args=objective, saveat=saveat,
-        stepsize_controller=controller, max_steps=max_steps, throw=False,
-    )
-    recorded, final = sol.ys
-    final = jax.tree_util.tree_map(lambda x: x[-1], final)
-    num_steps = sol.stats["num_steps"]
-    stats = {
-        "num_steps": num_steps,
-        "num_accepted_steps": sol.stats["num_accepted_steps"],
-        "num_rejected_steps": sol.stats["num_rejected_steps"],
-        "num_vector_field_evals": vector_field_evals(solver, num_steps),
-        "status": status_code(
-            sol.result == diffrax.RESULTS.max_steps_reached,
-            (sol.result != diffrax.RESULTS.successful)
-            & (sol.result != diffrax.RESULTS.max_steps_reached),
-            final,
-        ),
-    }
-    return recorded, final, stats
-
-
-# Counts compilations (tests read the count with `eqx.debug.get_num_traces`).
-_solve = eqx.filter_jit(eqx.debug.assert_max_traces(integrate, max_traces=None))
-
-
 def default_controller(rtol, atol) -> diffrax.PIDController:
     """A PID controller whose error norm is the max over components: unlike an RMS norm it
-    is unchanged by zero padding, so a padded problem in a sweep takes the very same steps."""
-    return diffrax.PIDController(rtol=rtol, atol=atol, norm=optx.max_norm)
+    is unchanged by zero padding, so a padded problem in a sweep takes the very same steps.
+    The tolerances are arrays, so runs at other tolerances share one compilation."""
+    return diffrax.PIDController(rtol=_floating(rtol), atol=_floating(atol), norm=optx.max_norm)
 
 
-def objective_metrics(model, objective) -> dict:
-    """The default metrics: `objective.metrics(model)`."""
-    return objective.metrics(model)
+def _floating(x):
+    """`x` as an array, keeping a floating dtype it already has (a float32 benchmark)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
 def save_times(t1, num_saves: int, t0=0.0):
@@ -99,63 +72,181 @@ def save_times(t1, num_saves: int, t0=0.0):
     return t0 + (jnp.asarray(t1, t0.dtype) - t0) * jnp.linspace(0.0, 1.0, num_saves)
 
 
-def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
-                  solver=None, stepsize_controller=None, rtol=1e-6, atol=1e-9, dt0=None,
-                  max_steps: int = 100_000, save_params: bool = False,
-                  metrics=objective_metrics, precision: str = "highest") -> Trajectory:
-    """Integrates the gradient flow of `objective` from `model`.
+def _check_solver(solver):
+    if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
+        raise ValueError(f"`solver` = {solver.__name__} is not allowed: pass an instance, "
+                         f"e.g. diffrax.{solver.__name__}().")
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(f"`solver` = {solver!r} is not allowed: expected a diffrax solver "
+                         "instance such as diffrax.Tsit5() or diffrax.Kvaerno5().")
+    return solver
 
-    **Arguments:**
 
-    - `model`: the initial model (an Equinox module); its floating-point arrays are the state.
-    - `objective`: an `Objective` or `TargetFit`.
-    - `t1`: the final time (> 0). Saves are `num_saves` evenly spaced times on [0, t1],
-      unless `ts` gives the save times (increasing; the flow runs from ts[0] to ts[-1]).
-    - `solver`: a diffrax solver; default `diffrax.Tsit5()`.
-    - `stepsize_controller`: default `PIDController(rtol, atol)` with a max error norm
-      (`default_controller`) for adaptive solvers, and `ConstantStepSize()` (with `dt0`
-      required) otherwise.
-    - `dt0`: the first step; None lets an adaptive controller choose it.
-    - `max_steps`: a run that needs more ends with status "max_steps" instead of raising.
-    - `save_params`: also keep the model at every save time (`Trajectory.params`).
-    - `metrics`: what to record, a function (model, objective) -> dict of arrays; default
-      `objective.metrics`. Define it once and reuse it: a new function is a new compilation.
-    - `precision`: matmul precision while compiling ("highest" keeps float32 matmuls in full
-      float32 on GPUs and TPUs, never TF32/bf16; "default" lets the backend choose).
-
-    **Returns:** a `Trajectory`.
-    """
+def _check_save_times(t1, num_saves, ts):
     if ts is None:
         if t1 is None:
             raise ValueError("Give the final time `t1` (> 0) or the save times `ts`.")
         _validate.number("t1", t1, low=0.0, low_open=True)
-        ts = save_times(t1, num_saves)
-    else:
-        ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-        if ts.ndim != 1 or ts.size < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
-            raise ValueError("`ts` must be a 1-D array of at least 2 increasing save times.")
-    max_steps = _validate.integer("max_steps", max_steps, minimum=1)
-    solver = diffrax.Tsit5() if solver is None else solver
-    if stepsize_controller is None:
-        if isinstance(solver, diffrax.AbstractAdaptiveSolver):
-            stepsize_controller = default_controller(rtol, atol)
-        else:
-            stepsize_controller = diffrax.ConstantStepSize()
-    if dt0 is None and not isinstance(stepsize_controller, diffrax.PIDController):
-        raise ValueError(f"`dt0` = None is not allowed with {type(stepsize_controller).__name__}:"
-                         " give the step size.")
-    if dt0 is not None:
-        _validate.number("dt0", dt0, low=0.0, low_open=True)
-        dt0 = jnp.asarray(dt0, dtype=ts.dtype)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    with jax.default_matmul_precision(precision):
-        (recorded, final, stats), compile_s, run_s = timed_call(
-            _solve, params, static, objective, ts, dt0, solver, stepsize_controller,
-            max_steps, save_params, metrics)
-    stats = dict(stats, compile_seconds=compile_s, run_seconds=run_s)
-    values, history = recorded if save_params else (recorded, None)
-    if history is not None:
-        history = eqx.combine(history, static)
-    return Trajectory(ts=ts, metrics=values, final=eqx.combine(final, static), stats=stats,
-                      params=history)
+        return save_times(t1, num_saves)
+    ts = _floating(ts)
+    if ts.ndim != 1 or ts.size < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
+        raise ValueError("`ts` must be a 1-D array of at least 2 increasing save times.")
+    return ts
 
+
+class Flow(AbstractDynamics):
+    """Gradient flow of the objective, integrated with diffrax from the model.
+
+    **Arguments:**
+
+    - `t1`: the final time (> 0). Saves are `num_saves` evenly spaced times on [0, t1],
+      unless `ts` gives the save times (increasing; the flow runs from ts[0] to ts[-1]).
+    - `solver`: a diffrax solver instance; default `diffrax.Tsit5()`.
+    - `stepsize_controller`: default `default_controller(rtol, atol)` (a PID controller with
+      a max error norm) for adaptive solvers, and `ConstantStepSize()` (with `dt0`
+      required) otherwise.
+    - `rtol`, `atol`: the default controller's tolerances (> 0).
+    - `dt0`: the first step; None lets an adaptive controller choose it.
+    - `max_steps`: a run that needs more ends with status "max_steps" instead of raising.
+    - `event`: an `AbstractEvent` (e.g. `SteadyState`) that ends the run early; later saves
+      repeat the state where it stopped, and stats["stop_time"] says when.
+    - `precision`: matmul precision while compiling ("highest" keeps TF32 out on GPUs).
+    """
+
+    ts: Float[Array, " T"]
+    solver: diffrax.AbstractSolver
+    stepsize_controller: diffrax.AbstractStepSizeController
+    dt0: Float[Array, ""] | None
+    event: AbstractEvent | None
+    max_steps: int = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
+
+    def __init__(self, t1=None, *, num_saves: int = 100, ts=None, solver=None,
+                 stepsize_controller=None, rtol=1e-6, atol=1e-9, dt0=None,
+                 max_steps: int = 100_000, event: AbstractEvent | None = None,
+                 precision: str = "highest"):
+        self.ts = _check_save_times(t1, num_saves, ts)
+        self.solver = _check_solver(diffrax.Tsit5() if solver is None else solver)
+        if stepsize_controller is None:
+            if isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
+                _validate.number("rtol", rtol, low=0.0, low_open=True)
+                _validate.number("atol", atol, low=0.0, low_open=True)
+                stepsize_controller = default_controller(rtol, atol)
+            else:
+                stepsize_controller = diffrax.ConstantStepSize()
+        elif not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
+            raise ValueError(f"`stepsize_controller` = {stepsize_controller!r} is not allowed: "
+                             "expected a diffrax step-size controller instance.")
+        self.stepsize_controller = stepsize_controller
+        if dt0 is None and isinstance(stepsize_controller, diffrax.ConstantStepSize):
+            raise ValueError(f"`dt0` = None is not allowed with {type(self.solver).__name__} "
+                             "and a constant step size: give the step size `dt0` (> 0), or "
+                             "an adaptive solver such as diffrax.Tsit5().")
+        if dt0 is not None:
+            _validate.number("dt0", dt0, low=0.0, low_open=True)
+            dt0 = jnp.asarray(dt0, dtype=self.ts.dtype)
+        self.dt0 = dt0
+        if event is not None and not isinstance(event, AbstractEvent):
+            raise ValueError(f"`event` = {event!r} is not allowed: expected an AbstractEvent "
+                             "such as ssm_jax.dynamics.SteadyState(tol).")
+        self.event = event
+        self.max_steps = _validate.integer("max_steps", max_steps, minimum=1)
+        self.precision = check_precision(precision)
+
+    def record_times(self):
+        return self.ts
+
+    def check(self, objective) -> None:
+        pass  # any objective with a gradient
+
+    def describe(self) -> dict[str, Any]:
+        controller = self.stepsize_controller
+        tolerance = lambda name: (float(getattr(controller, name))  # noqa: E731
+                                  if hasattr(controller, name) else None)
+        return {"kind": "flow", "t1": float(self.ts[-1]), "num_saves": int(self.ts.size),
+                "solver": type(self.solver).__name__, "rtol": tolerance("rtol"),
+                "atol": tolerance("atol"), "max_steps": self.max_steps,
+                "event": None if self.event is None else type(self.event).__name__}
+
+    def integrate(self, field, y0, args, record) -> diffrax.Solution:
+        """Integrates dy/dt = field(t, y, args) from y0 over the save times: the package's one
+        call of `diffrax.diffeqsolve`, traceable, never raising (the result says how it ended).
+
+        **Arguments:**
+
+        - `field`: the vector field (t, y, args) -> dy/dt; `run` passes -grad L.
+        - `y0`: the initial state, any pytree of arrays.
+        - `args`: passed to `field`, `record` and the event.
+        - `record`: (t, y, args) -> what to save at each save time.
+
+        **Returns:** the diffrax `Solution`: `ys` = (records at the save times, the state at
+        the end); `ts[1]` = the time it ended (t1, or where the event stopped it).
+        """
+        event = None if self.event is None else diffrax.Event(
+            lambda t, y, args, **_: self.event(field, t, y, args))
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(field), self.solver, t0=self.ts[0], t1=self.ts[-1], dt0=self.dt0,
+            y0=y0, args=args, stepsize_controller=self.stepsize_controller,
+            max_steps=self.max_steps, throw=False, event=event,
+            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=self.ts, fn=record),
+                                        diffrax.SubSaveAt(t1=True)]),
+        )
+
+    def run(self, params, static, objective, key, metrics, save_params=False,
+            hyperparameters=None):
+        model_of = lambda p: eqx.combine(p, static)  # noqa: E731
+        record = lambda t, p, obj: metrics(model_of(p), obj)  # noqa: E731
+        if save_params:
+            record = lambda t, p, obj: (metrics(model_of(p), obj), p)  # noqa: E731
+        sol = self.integrate(vector_field(model_of(params), objective), params, objective,
+                             record)
+        recorded, final = sol.ys
+        final = last(final)
+        stop_time = sol.ts[1][-1]
+        stopped = sol.result == diffrax.RESULTS.event_occurred
+        if self.event is not None:
+            # diffrax leaves saves after an event unwritten: they repeat the state at rest.
+            after = self.ts > stop_time
+            at_stop = record(stop_time, final, objective)
+            recorded = jax.tree_util.tree_map(
+                lambda saved, end: jnp.where(
+                    stopped & jnp.reshape(after, after.shape + (1,) * (saved.ndim - 1)),
+                    end[None], saved), recorded, at_stop)
+        num_steps = sol.stats["num_steps"]
+        reached_max = sol.result == diffrax.RESULTS.max_steps_reached
+        stats = {
+            "num_steps": num_steps,
+            "num_accepted_steps": sol.stats["num_accepted_steps"],
+            "num_rejected_steps": sol.stats["num_rejected_steps"],
+            "num_vector_field_evals": vector_field_evals(self.solver, num_steps),
+            "stop_time": stop_time,
+            "status": status_code(
+                reached_max, (sol.result != diffrax.RESULTS.successful) & ~stopped & ~reached_max,
+                final),
+        }
+        return recorded, final, stats
+
+
+def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,
+                  solver=None, stepsize_controller=None, rtol=1e-6, atol=1e-9, dt0=None,
+                  max_steps: int = 100_000, event: AbstractEvent | None = None,
+                  save_params: bool = False, metrics=objective_metrics,
+                  precision: str = "highest") -> Trajectory:
+    """Integrates the gradient flow of `objective` from `model`: `Flow(...)(model, objective)`.
+
+    **Arguments:**
+
+    - `model`: the initial model (an Equinox module); its floating-point arrays are the state.
+    - `objective`: an `Objective` or `TargetFit` (any `AbstractObjective`).
+    - `t1`, `num_saves`, `ts`, `solver`, `stepsize_controller`, `rtol`, `atol`, `dt0`,
+      `max_steps`, `event`, `precision`: as for `Flow`.
+    - `save_params`: also keep the model at every save time (`Trajectory.params`).
+    - `metrics`: what to record, a function (model, objective) -> dict of arrays; default
+      `objective.metrics`. Define it once and reuse it: a new function is a new compilation.
+
+    **Returns:** a `Trajectory`.
+    """
+    flow = Flow(t1, num_saves=num_saves, ts=ts, solver=solver,
+                stepsize_controller=stepsize_controller, rtol=rtol, atol=atol, dt0=dt0,
+                max_steps=max_steps, event=event, precision=precision)
+    return flow(model, objective, metrics=metrics, save_params=save_params)

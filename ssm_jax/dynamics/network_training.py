@@ -3,13 +3,11 @@ full batch or minibatch, class or per-example importance weights, L2; recording 
 train and test accuracy and loss, predicted-class fractions, and the singular values of the
 class-mean penultimate features every few steps.
 
-`ssm_jax.train` does not fit these networks: it trains a parameter-only model against an
-`Objective` that sees the whole data set, while here every step needs a dropout key, a batch
-gathered from the images (batch norm normalizes with the batch, so zero-weighting the others
-would change the statistics), and evaluation needs batch-norm statistics from the training
-set. The structure is the same: the whole run is one compiled `lax.scan` (an outer scan over
-records, an inner one over steps), and `train_networks` vmaps it over seeds and settings, so a
-grid of runs compiles once.
+The networks train through `Train`, the package's one trainer: `NetworkObjective` owns what
+is particular to them (each step a batch gathered from the images and fresh dropout masks;
+evaluation with batch-norm statistics of the training set), and the optimizer's learning
+rate, momentum and L2 are per-run hyperparameters. `train_networks` vmaps the run over seeds
+and settings, so a grid of runs compiles once.
 """
 
 import equinox as eqx
@@ -23,6 +21,9 @@ from .. import _validate
 from .._timing import timed_call
 from ..losses import CrossEntropy
 from ..models.networks import AbstractNetwork
+from ..objective import AbstractObjective
+from .base import objective_metrics
+from .discrete import Train
 
 
 class NetworkData(eqx.Module):
@@ -165,13 +166,64 @@ def _fractions(predicted, groups, num_groups, num_classes):
     return (onehot_group.T @ onehot_pred) / jnp.sum(onehot_group, axis=0)[:, None]
 
 
+class NetworkObjective(AbstractObjective):
+    """The weighted cross-entropy a digits network trains on, and what it records.
+
+    `minibatch` gives the objective one SGD step descends: a batch gathered from the images
+    (batch norm normalizes with the batch, so zero-weighting the others would change its
+    statistics) and fresh dropout masks. `metrics` evaluates with batch-norm statistics of the
+    whole training set, passed to the network explicitly.
+
+    **Arguments:**
+
+    - `data`: a `NetworkData`.
+    - `example_weights`: one loss weight per training image, (n,).
+    - `dropout`: the dropout rate during training steps, in [0, 1).
+    """
+
+    data: NetworkData
+    example_weights: Float[Array, " n"]
+    dropout: Float[Array, ""]
+    dropout_key: Array | None = None
+    batch: Int[Array, " b"] | None = None
+
+    @property
+    def labels(self):
+        return self.data.y_train
+
+    @property
+    def num_classes(self):
+        return self.data.num_classes
+
+    def minibatch(self, key, batch_size: int) -> "NetworkObjective":
+        """The objective of one step: `batch_size` images drawn without replacement with
+        `key` (all of them, in order, when batch_size = n) and a dropout key."""
+        batch_key, dropout_key = jax.random.split(key)
+        n = self.labels.shape[0]
+        batch = None if batch_size == n else jax.random.permutation(batch_key, n)[:batch_size]
+        return eqx.tree_at(lambda o: (o.dropout_key, o.batch), self, (dropout_key, batch),
+                           is_leaf=lambda x: x is None)
+
+    def __call__(self, model):
+        x, y, q = self.data.x_train, self.data.y_train, self.example_weights
+        if self.batch is not None:
+            x, y, q = x[self.batch], y[self.batch], q[self.batch]
+        logits = model(x, dropout=self.dropout, key=self.dropout_key)
+        # The batch mean of q_i l_i estimates (1/n) sum_i q_i l_i without bias.
+        return jnp.mean(q * CrossEntropy()(logits, y))
+
+    def metrics(self, model):
+        return _record(model, self.data)
+
+
 def _record(network, data: NetworkData):
     k = data.num_classes
     statistics = network.statistics(data.x_train)
     loss = CrossEntropy()
 
     def evaluate(x, y):
-        logits, features = network(x, statistics=statistics)
+        logits = network(x, statistics=statistics)
+        features = network.features(x, statistics=statistics)
         onehot = jax.nn.one_hot(y, k)
         counts = jnp.sum(onehot, axis=0)
         per_class = lambda v: (onehot.T @ v) / counts  # noqa: E731
@@ -189,67 +241,46 @@ def _record(network, data: NetworkData):
         "feature_spectrum": jnp.linalg.svd(centred, compute_uv=False),
     }
     if data.x_probe is not None:
-        logits, _ = network(data.x_probe, statistics=statistics)
+        logits = network(data.x_probe, statistics=statistics)
         recorded["probe_predicted"] = _fractions(jnp.argmax(logits, axis=-1), data.probe_group,
                                                  data.num_groups, k)
     return recorded
 
 
-def _run_one(network, data, setting, key, num_records, record_every, batch_size):
+def sgd_with_l2(learning_rate, momentum, l2):
+    """SGD with heavy-ball momentum and L2 as decoupled weight decay (lambda theta added to
+    the gradient): the digits networks' optimizer, a function of its array hyperparameters."""
+    return optax.chain(optax.add_decayed_weights(l2), optax.sgd(learning_rate, momentum))
+
+
+def _run_one(network, data, setting, key, dynamics):
     params, static = eqx.partition(network, eqx.is_inexact_array)
-    optimizer = optax.chain(optax.add_decayed_weights(setting.l2),
-                            optax.sgd(setting.learning_rate, setting.momentum))
-    n = data.y_train.shape[0]
-    loss = CrossEntropy()
-
-    def objective(params, key):
-        batch_key, dropout_key = jax.random.split(key)
-        x, y, q = data.x_train, data.y_train, setting.example_weights
-        if batch_size is not None:
-            chosen = jax.random.permutation(batch_key, n)[:batch_size]
-            x, y, q = x[chosen], y[chosen], q[chosen]
-        logits, _ = eqx.combine(params, static)(x, dropout=setting.dropout, key=dropout_key)
-        # The batch mean of q_i l_i estimates (1/n) sum_i q_i l_i without bias.
-        return jnp.mean(q * loss(logits, y))
-
-    def step(carry, key):
-        params, opt_state = carry
-        grads = jax.grad(objective)(params, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
-
-    def chunk(carry, key):
-        carry, _ = jax.lax.scan(step, carry, jax.random.split(key, record_every))
-        return carry, _record(eqx.combine(carry[0], static), data)
-
-    carry = (params, optimizer.init(params))
-    (final, _), recorded = jax.lax.scan(chunk, carry, jax.random.split(key, num_records))
-    first = _record(network, data)
-    recorded = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first,
-                                      recorded)
+    objective = NetworkObjective(data, setting.example_weights, setting.dropout)
+    hyperparameters = {"learning_rate": setting.learning_rate, "momentum": setting.momentum,
+                       "l2": setting.l2}
+    recorded, final, _ = dynamics.run(params, static, objective, key, objective_metrics,
+                                      hyperparameters=hyperparameters)
     return recorded, eqx.combine(final, static)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run(networks, data, settings, keys, num_records, record_every, batch_size, batched):
-    run = lambda net, setting, key: _run_one(net, data, setting, key, num_records,  # noqa: E731
-                                             record_every, batch_size)
+def _run(networks, data, settings, keys, dynamics, batched):
+    run = lambda net, setting, key: _run_one(net, data, setting, key, dynamics)  # noqa: E731
     return eqx.filter_vmap(run)(networks, settings, keys) if batched else run(networks,
                                                                                settings, keys)
 
 
-def _schedule(data, steps, record_every, batch_size):
-    steps, record_every = _validate.schedule(steps, record_every)
+def _dynamics(data, steps, record_every, batch_size, precision) -> Train:
+    n = data.y_train.shape[0]
     if batch_size is not None:
-        n = data.y_train.shape[0]
         batch_size = _validate.integer("batch_size", batch_size, minimum=1)
         if batch_size > n:
-            raise ValueError(f"`batch_size` = {batch_size} is not allowed: at most the "
-                             f"{n} training images.")
-        if batch_size == n:
-            batch_size = None  # every image in every step: full batch
-    return steps // record_every, record_every, batch_size
+            raise ValueError(f"`batch_size` = {batch_size} is not allowed: expected "
+                             f"1 <= batch_size <= {n}, the number of training images.")
+    # Every step draws its dropout masks through `minibatch`; a full batch is all n images.
+    return Train(sgd_with_l2, steps, record_every=record_every,
+                 batch_size=n if batch_size is None else batch_size, precision=precision)
 
 
 def _check_weights(data, setting):
@@ -263,12 +294,12 @@ def _check_weights(data, setting):
 def _train(networks, data, settings, key_or_keys, steps, record_every, batch_size, batched,
            precision):
     _check_weights(data, settings)
-    num_records, record_every, batch_size = _schedule(data, steps, record_every, batch_size)
-    with jax.default_matmul_precision(precision):
+    dynamics = _dynamics(data, steps, record_every, batch_size, precision)
+    with jax.default_matmul_precision(dynamics.precision):
         (recorded, final), compile_s, run_s = timed_call(
-            _run, networks, data, settings, key_or_keys, num_records, record_every, batch_size,
-            batched)
-    return NetworkRun(jnp.arange(0, steps + 1, record_every), recorded, final, compile_s, run_s)
+            _run, networks, data, settings, key_or_keys, dynamics, batched)
+    steps = jnp.arange(0, dynamics.steps + 1, dynamics.record_every)
+    return NetworkRun(steps, recorded, final, compile_s, run_s)
 
 
 def train_network(network: AbstractNetwork, data: NetworkData, setting: TrainSetting,

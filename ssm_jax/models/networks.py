@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _validate
+from ._base import AbstractModel
 
 _EPS = 1e-5
 
@@ -101,9 +102,11 @@ def _dropout(x, rate, key):
     return jnp.where(keep, x / jnp.maximum(1.0 - rate, 1e-6), 0.0)
 
 
-class AbstractNetwork(eqx.Module):
-    """A batch -> (logits, penultimate features) network made of hidden blocks
-    (layer, optional batch norm, ReLU, dropout) and a linear head.
+class AbstractNetwork(AbstractModel):
+    """A model of images: a batch -> logits network made of hidden blocks (layer, optional
+    batch norm, ReLU, dropout) and a linear head, whose penultimate features are exposed by
+    `features`. Batch-norm statistics are passed explicitly: None normalizes with the batch
+    itself (a training step), `statistics(x_train)` evaluates as the training set does.
 
     Subclasses give the blocks' `layers` and `norms` (None without batch norm), the `head`,
     `_prepare` (images to the first layer's input) and `_flatten_after`.
@@ -157,10 +160,10 @@ class AbstractNetwork(eqx.Module):
         return self._forward(x, statistics, dropout, key)[0]
 
     def __call__(self, x: Float[Array, "n 8 8"], *, statistics=None, dropout=0.0,
-                 key: PRNGKeyArray | None = None):
-        """Logits (n, k) and penultimate features (n, d); arguments as for `features`."""
+                 key: PRNGKeyArray | None = None) -> Float[Array, "n k"]:
+        """Logits (n, k); arguments as for `features`."""
         h = self.features(x, statistics=statistics, dropout=dropout, key=key)
-        return jax.vmap(self.head)(h), h
+        return jax.vmap(self.head)(h)
 
 
 class MLP(AbstractNetwork):

@@ -4,5 +4,5 @@ devices and hosts, a resumable store, TOML configurations, and one labelled data
 from .grid import Grid as Grid
 from .padding import pad_examples as pad_examples
 from .problems import imbalance_problem as imbalance_problem
-from .run import Flow as Flow, Train as Train, open_sweep as open_sweep, sweep as sweep
+from .run import open_sweep as open_sweep, sweep as sweep
 from .store import SweepStore as SweepStore

@@ -19,9 +19,9 @@ import diffrax
 import numpy as np
 import optax
 
+from ..dynamics import Flow, Train
 from .grid import Grid
 from .problems import imbalance_problem, predicted_steps
-from .run import Flow, Train
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -208,7 +208,7 @@ def parse(raw: dict) -> SweepConfig:
         raise ConfigError(f"`sweep.order_by` = {order!r} is not allowed: expected "
                           "\"predicted_steps\" or \"none\".")
     if order == "predicted_steps" and isinstance(dynamics, Flow):
-        sweep_options["order_by"] = _StepKey(tuple(sorted(fixed.items())), dynamics.t1)
+        sweep_options["order_by"] = _StepKey(tuple(sorted(fixed.items())), float(dynamics.ts[-1]))
     return SweepConfig(make_problem, grid, dynamics, sweep_options, raw)
 
 

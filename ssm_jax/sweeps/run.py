@@ -18,75 +18,28 @@ How a sweep runs:
 
 from collections.abc import Callable
 import concurrent.futures
-import dataclasses
 import json
 import os
 from pathlib import Path
 import subprocess
 import threading
-from typing import Any
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 
 from .. import _validate
 from .._timing import timed_call
-from ..dynamics.discrete import optimize
-from ..dynamics.flow import default_controller, integrate, objective_metrics, save_times
+from ..dynamics.base import objective_metrics
+from ..dynamics.discrete import Train
+from ..dynamics.flow import Flow
 from ..metrics.per_class import learning_time
 from ..results import provenance
 from .grid import Grid
 from .padding import pad_examples
 from .store import SweepStore, merge_chunks
-
-
-@dataclasses.dataclass(frozen=True)
-class Flow:
-    """Gradient flow for every member, as `gradient_flow` runs it (max-norm PID controller)."""
-
-    t1: float
-    num_saves: int = 100
-    solver: Any = diffrax.Tsit5()
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 100_000
-
-    def __post_init__(self):
-        _validate.number("t1", self.t1, low=0.0, low_open=True)
-        _validate.integer("num_saves", self.num_saves, minimum=2)
-        _validate.integer("max_steps", self.max_steps, minimum=1)
-
-    def describe(self) -> dict:
-        return {"kind": "flow", "t1": float(self.t1), "num_saves": self.num_saves,
-                "solver": type(self.solver).__name__, "rtol": self.rtol, "atol": self.atol,
-                "max_steps": self.max_steps}
-
-
-@dataclasses.dataclass(frozen=True)
-class Train:
-    """Discrete training for every member, as `train` runs it.
-
-    `optimizer` is an optax transformation, or a function of the hyperparameters that
-    `make_problem` returns, e.g. `optax.inject_hyperparams(optax.sgd)` with
-    `{"learning_rate": lr}`, so that a sweep over the learning rate compiles once."""
-
-    optimizer: Any
-    steps: int
-    record_every: int = 1
-    batch_size: int | None = None
-
-    def __post_init__(self):
-        _validate.schedule(self.steps, self.record_every)
-
-    def describe(self) -> dict:
-        return {"kind": "train", "steps": self.steps, "record_every": self.record_every,
-                "batch_size": self.batch_size,
-                "optimizer": getattr(self.optimizer, "__qualname__", type(self.optimizer).__name__)}
 
 
 def _as_problem(result):
@@ -99,22 +52,6 @@ def _num_examples(objective) -> int:
     return int(objective.labels.shape[0])
 
 
-def _member(params, objective, hyper, key, *, static, dynamics, metrics):
-    if isinstance(dynamics, Flow):
-        ts = save_times(dynamics.t1, dynamics.num_saves)
-        controller = default_controller(dynamics.rtol, dynamics.atol)
-        recorded, _, stats = integrate(params, static, objective, ts, None, dynamics.solver,
-                                       controller, dynamics.max_steps, False, metrics)
-        return recorded, stats
-    optimizer = dynamics.optimizer
-    if not isinstance(optimizer, optax.GradientTransformation):
-        optimizer = optimizer(**hyper)
-    recorded, _, status = optimize(params, static, objective, key, optimizer,
-                                   dynamics.steps // dynamics.record_every,
-                                   dynamics.record_every, dynamics.batch_size, False, metrics)
-    return recorded, {"num_steps": jnp.asarray(dynamics.steps), "status": status}
-
-
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
 def _run_chunk(batch, static, dynamics, metrics, batching):
@@ -122,8 +59,10 @@ def _run_chunk(batch, static, dynamics, metrics, batching):
 
     def member(args):
         params, objective, hyper, key = args
-        return _member(params, eqx.combine(objective, objective_static), hyper, key,
-                       static=model_static, dynamics=dynamics, metrics=metrics)
+        recorded, _, stats = dynamics.run(params, model_static,
+                                          eqx.combine(objective, objective_static), key,
+                                          metrics, hyperparameters=hyper)
+        return recorded, stats
 
     if batching == "vmap":
         return jax.vmap(member)(batch)
@@ -168,8 +107,7 @@ def member_bytes(problem, dynamics, num_metric_values: int) -> int:
     param_bytes = sum(x.size * x.dtype.itemsize for x in leaves)
     objective_bytes = sum(x.size * x.dtype.itemsize
                           for x in jax.tree_util.tree_leaves(eqx.filter(objective, eqx.is_array)))
-    num_records = (dynamics.num_saves if isinstance(dynamics, Flow)
-                   else dynamics.steps // dynamics.record_every + 1)
+    num_records = dynamics.record_times().size
     working_copies = 16 if isinstance(dynamics, Flow) else 6
     return working_copies * param_bytes + 2 * objective_bytes + 8 * num_records * num_metric_values
 
@@ -187,10 +125,7 @@ def _chunk_dataset(recorded, stats, indices, dynamics, class_groups):
     n = len(indices)
     recorded = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], recorded)
     stats = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], stats)
-    if isinstance(dynamics, Flow):
-        ts = np.asarray(save_times(dynamics.t1, dynamics.num_saves))
-    else:
-        ts = np.arange(0, dynamics.steps + 1, dynamics.record_every, dtype=float)
+    ts = np.asarray(dynamics.record_times())
     data = {}
     for name, values in recorded.items():
         if name.startswith("class_") and class_groups is not None:
