@@ -10,6 +10,7 @@ import numpy as np
 
 
 def is_concrete(x) -> bool:
+    """Whether `x` holds no tracer, so that its values can be inspected."""
     leaves = jax.tree_util.tree_leaves(x)
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
 
@@ -20,6 +21,7 @@ def _fail(name: str, value, allowed: str):
 
 
 def integer(name: str, value, *, minimum: int) -> int:
+    """Checks an integer (not a bool) >= `minimum`; returns it as a Python int."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         _fail(name, value, f"expected an integer >= {minimum}")
     if value < minimum:
@@ -46,6 +48,7 @@ def number(name: str, value, *, low=None, high=None, low_open=False, high_open=F
 
 
 def shape(name: str, value, expected: tuple, meaning: str):
+    """Checks that `value` has shape `expected`; `meaning` says what the shape stands for."""
     if np.shape(value) != tuple(expected):
         raise ValueError(
             f"`{name}` has shape {np.shape(value)}, expected {tuple(expected)} ({meaning})."
@@ -54,6 +57,7 @@ def shape(name: str, value, expected: tuple, meaning: str):
 
 
 def labels(name: str, value, num_classes: int):
+    """Checks a 1-D integer array of class indices in 0..num_classes-1; returns it (numpy)."""
     arr = np.asarray(value)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"`{name}` must be a 1-D integer array, got dtype {arr.dtype} "
@@ -65,6 +69,7 @@ def labels(name: str, value, num_classes: int):
 
 
 def choice(name: str, value, allowed):
+    """Checks that `value` is one of `allowed`."""
     if value not in allowed:
         _fail(name, value, f"expected one of {', '.join(map(repr, allowed))}")
     return value

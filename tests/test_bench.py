@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 from typer.testing import CliRunner
 
 from ssm_jax.bench import bench_problem, convergence_order, gd_vs_flow, work_precision
-from ssm_jax.bench.work_precision import SOLVERS, count_evals
+from ssm_jax.bench.solvers import SOLVERS, count_evals
 from ssm_jax.cli import app
 from ssm_jax.dynamics import base, flow
 

@@ -66,6 +66,7 @@ def end_to_end(model, objective):
 
 
 def linear_weight(model, objective):
+    """A linear model's weight vector."""
     return model.weight
 
 

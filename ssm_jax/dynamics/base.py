@@ -29,6 +29,7 @@ def objective_metrics(model, objective) -> dict:
 
 
 def check_precision(precision: str) -> str:
+    """Checks a matmul precision name against `PRECISIONS`."""
     return _validate.choice("precision", precision, PRECISIONS)
 
 
