@@ -14,9 +14,10 @@ import xarray as xr
 
 from ssm_jax import losses
 from ssm_jax.analytic.separable import measured_offsets, support_offsets
+from ssm_jax.cli.experiments import importance as command
 from ssm_jax.data.separable import gaussian_blobs, importance_weights
 from ssm_jax.dynamics.flow import gradient_flow
-from ssm_jax.experiments.importance import QUICK, command
+from ssm_jax.experiments.importance import QUICK
 from ssm_jax.metrics.separable import SeparableMetrics
 from ssm_jax.models.deep_linear import DeepLinear
 from ssm_jax.models.linear import Linear

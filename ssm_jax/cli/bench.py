@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from rich.console import Console
 from rich.table import Table
 import typer
 
-console = Console()
+from ._common import console, prepare_out
+
 QUICK_PROBLEMS = ("separable_logistic", "separable_logistic_l2")
 QUICK_SOLVERS = ("Euler", "Tsit5", "Dopri8", "Kvaerno5")
 TARGET = 1e-6
@@ -31,7 +31,7 @@ def _problems(names: list[str] | None, quick: bool):
 
 
 def _summary(records: list[dict]) -> Table:
-    from ..bench.work_precision import cost_to_reach
+    from ..bench.solvers import cost_to_reach
 
     best = cost_to_reach(records, TARGET)
     table = Table(title=f"Cheapest run reaching relative error <= {TARGET:g}")
@@ -66,8 +66,8 @@ def solvers(
     import matplotlib
 
     matplotlib.use("Agg")
-    from .. import plots as plot
-    from ..bench.work_precision import DTYPES, SOLVERS, run_benchmark
+    from .. import plots
+    from ..bench.solvers import DTYPES, SOLVERS, run_benchmark
     from ..results import write_csv
 
     names = solver or list(QUICK_SOLVERS if quick else SOLVERS)
@@ -78,9 +78,7 @@ def solvers(
         if bad:
             raise typer.BadParameter(f"{bad[0]!r} is not allowed; choose from "
                                      f"{', '.join(allowed)}.", param_hint=hint)
-    from .main import _prepare_out
-
-    out = _prepare_out(out)
+    out = prepare_out(out)
     problems = _problems(problem, quick)
     with console.status("") as status:
         records = run_benchmark(problems, names, dtypes, quick=quick, precision=precision,
@@ -88,7 +86,7 @@ def solvers(
     console.print(_summary(records))
     write_csv(records, out / "work_precision.csv")
     (out / "work_precision.json").write_text(json.dumps(records, indent=1))
-    plot.save(plot.work_precision_figure(records, dtypes[0]), out / "F7_work_precision.png",
+    plots.save(plots.work_precision_figure(records, dtypes[0]), out / "F7_work_precision.png",
               dpi=80)
     for name in ("work_precision.csv", "work_precision.json", "F7_work_precision.png"):
         console.print(f"wrote {out / name}")
@@ -99,11 +97,10 @@ def gd(
     quick: Annotated[bool, typer.Option(help="Three step sizes instead of six.")] = False,
 ):
     """Discrete GD and SGD against the gradient flow as the step size shrinks."""
-    from ..bench.gd_vs_flow import convergence_order, gd_vs_flow
+    from ..bench.discretization import convergence_order, gd_vs_flow
     from ..results import write_csv
-    from .main import _prepare_out
 
-    out = _prepare_out(out)
+    out = prepare_out(out)
     steps_per_save = (2, 8, 32) if quick else (2, 4, 8, 16, 32, 64)
     table = Table(title="Distance from the flow (relative max error) against eta")
     for column in ("problem", "method", "eta", "error", "fitted order"):

@@ -75,6 +75,11 @@ def run_demo(config: DemoConfig = DemoConfig(),
              on_run: Callable[[str], None] | None = None) -> xr.Dataset:
     """Runs every (model, loss) of `RUNS` for every power and stacks them along `run`.
 
+    **Arguments:**
+
+    - `config`: the demo's settings.
+    - `on_run`: called with a run's name ("SSM square gamma=1", say) after each run.
+
     **Returns:** a dataset over (run, time, cls, mode) with the recorded metrics, measured and
     predicted learning times, solver statistics and, for the SSM, the closed-form mode
     strengths `analytic_mode_strength` (mode i is class i); `run` carries `model`, `loss` and
@@ -104,7 +109,16 @@ def run_demo(config: DemoConfig = DemoConfig(),
 
 
 def learning_time_table(ds: xr.Dataset) -> list[dict]:
-    """Mean majority and minority learning times per run, measured and predicted."""
+    """Mean majority and minority learning times per run, measured and predicted.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_demo`.
+
+    **Returns:** one dict per run: "model", "loss", "power", and for "measured" and
+    "predicted" the "..._majority" and "..._minority" times and their "..._ratio" (NaN where
+    there is no closed form).
+    """
     rows = []
     majority = ds["majority"].values
     for i in range(ds.sizes["run"]):

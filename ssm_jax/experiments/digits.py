@@ -17,14 +17,10 @@ the step at which the group is half-way from chance to where its run ends.
 
 import dataclasses
 import itertools
-from pathlib import Path
-import time
-from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import typer
 import xarray as xr
 
 from .. import analytic
@@ -130,6 +126,10 @@ def group_learning_steps(steps, accuracy, groups) -> np.ndarray:
 def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Dataset:
     """Experiment A: ERM vs re-weighting on the step-imbalanced digits.
 
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+
     **Returns:** a dataset over (network, power, seed, step, cls | mode | group) with per-class
     train/test accuracy and loss, the feature spectrum, the learning steps of the majority
     and minority groups, their ratio, and `predicted_ratio` over (power, reading): the SSM
@@ -187,6 +187,10 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
 def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
     """Experiment B: importance weight w on the second digit of `config.digits`.
 
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+
     **Returns:** a dataset over (batch_norm, l2, dropout, weight, seed, epoch) with
     `test_predicted_up` (.., cls): the fraction of each test class predicted as the weighted
     class, `probe_predicted_up` (.., probe_digit): the same for the eight other digits, and
@@ -231,93 +235,17 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
     return ds
 
 
-def reweighting_figure(ds: xr.Dataset, network: str | None = None):
-    """Figure F6, left: majority vs minority test accuracy vs step (mean over seeds, band:
-    min to max) for each gamma, and the measured vs predicted ratio of learning steps."""
-    import matplotlib.pyplot as plt
-
-    from ..plots import MAJORITY, MINORITY
-
-    net = ds.sel(network=network or str(ds.network.values[0]))
-    powers = net.power.values
-    fig, axes = plt.subplots(1, len(powers) + 1, figsize=(3.3 * (len(powers) + 1), 3.2),
-                             layout="constrained")
-    majority = net.majority.values
-    steps = net.step.values
-    for ax, power in zip(axes, powers, strict=False):
-        acc = net.test_accuracy.sel(power=power).values
-        for mask, color, label in ((majority, MAJORITY, "majority"),
-                                   (~majority, MINORITY, "minority")):
-            group = acc[..., mask].mean(-1)
-            ax.plot(steps, group.mean(0), color=color, label=label)
-            ax.fill_between(steps, group.min(0), group.max(0), color=color, alpha=0.2, lw=0)
-        ax.set_title(f"{str(net.network.values).upper()}, gamma = {power:g}"
-                     + (" (ERM)" if power == 0 else ""), fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylim(0, 1)
-    axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize=8, loc="lower right")
-    ax = axes[-1]
-    for j, name in enumerate(ds.network.values):
-        ratio = ds.learning_step_ratio.sel(network=name).values
-        ax.errorbar(powers + 0.03 * j, np.nanmean(ratio, -1), yerr=np.nanstd(ratio, -1),
-                    fmt="o", label=f"{str(name).upper()} (measured)")
-    for reading, style in zip(ds.reading.values, ("--", ":"), strict=True):
-        ax.plot(powers, ds.predicted_ratio.sel(reading=reading), "k" + style, label=reading)
-    ax.axhline(1.0, color="gray", lw=0.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("gamma")
-    ax.set_ylabel("t_minority / t_majority")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def importance_figure(ds: xr.Dataset):
-    """Figure F6, right: the fraction of images predicted as the weighted digit vs epoch,
-    one row per regularizer switched on alone, one color per weight; left column the test
-    images of both digits, right column the eight out-of-distribution digits."""
-    import matplotlib.pyplot as plt
-
-    base = dict(batch_norm=False, l2=0.0, dropout=0.0)
-    rows = [("no regularization", base)]
-    if ds.l2.size > 1:
-        rows.append((f"L2 = {ds.l2.values.max():g}", {**base, "l2": ds.l2.values.max()}))
-    if True in ds.batch_norm.values:
-        rows.append(("batch norm", {**base, "batch_norm": True}))
-    if ds.dropout.size > 1:
-        rows.append((f"dropout {ds.dropout.values.max():g}",
-                     {**base, "dropout": ds.dropout.values.max()}))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(7.6, 2.1 * len(rows)), sharex=True,
-                             sharey=True, squeeze=False, layout="constrained")
-    colors = plt.cm.coolwarm(np.linspace(0, 1, ds.weight.size))
-    epochs = ds.epoch.values
-    for r, (title, where) in enumerate(rows):
-        sel = ds.sel(**where)
-        for color, w in zip(colors, ds.weight.values, strict=True):
-            one = sel.sel(weight=w)
-            test = one.test_predicted_up.mean(("seed", "cls")).values
-            probe = one.probe_predicted_up.mean(("seed", "probe_digit")).values
-            axes[r, 0].plot(epochs + 1, test, color=color, label=f"w = 2^{np.log2(w):+.0f}")
-            axes[r, 1].plot(epochs + 1, probe, color=color)
-        axes[r, 0].set_ylabel(f"{title}\nfraction", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-    digit = ds.attrs["weighted_digit"]
-    axes[0, 0].set_title(f"test {ds.attrs['other_digit']}s and {digit}s predicted as {digit}",
-                         fontsize=9)
-    axes[0, 1].set_title(f"other digits (out of distribution) predicted as {digit}",
-                         fontsize=9)
-    axes[-1, 0].set_xlabel("epoch + 1")
-    axes[-1, 1].set_xlabel("epoch + 1")
-    axes[0, 0].legend(fontsize=6, ncol=2, loc="lower right")
-    return fig
-
-
 def reweighting_table(ds: xr.Dataset) -> list[dict]:
     """Per network and gamma: mean learning steps of the majority and minority groups and
     their ratio (mean over seeds), the SSM (target) and UFM (loss) predictions of that ratio,
-    and the groups' test accuracies at the fifth record and at the end."""
+    and the groups' test accuracies at the fifth record and at the end.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_reweighting`.
+
+    **Returns:** one dict per (network, gamma), in the order of the table's columns.
+    """
     rows = []
     majority = ds.majority.values
     early = int(ds.step.values[min(4, ds.step.size - 1)])
@@ -345,7 +273,15 @@ def reweighting_table(ds: xr.Dataset) -> list[dict]:
 def importance_table(ds: xr.Dataset) -> list[dict]:
     """Per regularization setting and weight: the fraction predicted as the weighted digit
     (test images of both digits; the probe digits) after one epoch and at the end, and the
-    final train accuracy."""
+    final train accuracy.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_importance`.
+
+    **Returns:** one dict per (batch norm, L2, dropout, weight), in the order of the table's
+    columns.
+    """
     rows = []
     for bn, l2, dropout, w in itertools.product(ds.batch_norm.values, ds.l2.values,
                                                 ds.dropout.values, ds.weight.values):
@@ -358,73 +294,3 @@ def importance_table(ds: xr.Dataset) -> list[dict]:
                      "probe_end": float(probe[-1]),
                      "train_acc": float(one.train_accuracy.isel(epoch=-1).mean())})
     return rows
-
-
-def _show(rows: list[dict], title: str, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for name in rows[0]:
-        table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()))
-    console.print(table)
-
-
-def command(
-    experiment: Annotated[str, typer.Option(help="Which experiment: 'reweighting' (A: ERM vs "
-                                            "class weights on the 10:1 digits) or "
-                                            "'importance' (B: importance weights on a pair).")
-                          ] = "reweighting",
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-out"),
-    quick: Annotated[bool, typer.Option(help="Fewer seeds, weights and steps: a check in about "
-                                        "a minute on a laptop CPU.")] = False,
-):
-    """Real networks on scikit-learn's digits: re-weighting (figure F6, left) or importance
-    weighting (figure F6, right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rich.console import Console
-
-    from ..plots import save
-    from ..results import write_csv, write_netcdf
-
-    console = Console()
-    if experiment not in EXPERIMENTS:
-        raise typer.BadParameter(f"{experiment!r} is not an experiment: expected one of "
-                                 f"{', '.join(map(repr, EXPERIMENTS))}.",
-                                 param_hint="--experiment")
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out} exists and is not a folder.", param_hint="--out")
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    if experiment == "reweighting":
-        config = QUICK_REWEIGHTING if quick else ReweightingConfig()
-        with console.status("training the networks (one compiled call per network)"):
-            ds = run_reweighting(config)
-        rows = reweighting_table(ds)
-        _show(rows, "Digits at 10:1: learning steps (measured) and t_min/t_maj (SSM, UFM)",
-              console)
-        figure, fig_name = reweighting_figure(ds), "F6_reweighting.png"
-        what = "figure F6 (left): majority vs minority test accuracy vs step"
-    else:
-        config = QUICK_IMPORTANCE if quick else ImportanceConfig()
-        with console.status("training the networks (one compiled call per batch-norm "
-                            "setting)"):
-            ds = run_importance(config)
-        rows = importance_table(ds)
-        _show(rows, f"Digits {ds.attrs['other_digit']} vs {ds.attrs['weighted_digit']}: "
-              f"fraction predicted as {ds.attrs['weighted_digit']}", console)
-        figure, fig_name = importance_figure(ds), "F6_importance.png"
-        what = "figure F6 (right): fraction predicted as the weighted digit vs epoch"
-    console.print(f"{experiment}: compile {float(ds.compile_seconds.sum()):.1f} s, run "
-                  f"{float(ds.run_seconds.sum()):.1f} s, all in "
-                  f"{time.perf_counter() - start:.1f} s.")
-    save(figure, out / fig_name, dpi=90)
-    write_netcdf(ds, out / f"digits_{experiment}.nc", config=dataclasses.asdict(config))
-    write_csv(rows, out / f"digits_{experiment}.csv")
-    for name, text in ((fig_name, what),
-                       (f"digits_{experiment}.nc", "all recorded metrics (netCDF, xarray)"),
-                       (f"digits_{experiment}.csv", "the table above")):
-        console.print(f"wrote {out / name}: {text}")

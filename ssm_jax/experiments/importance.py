@@ -31,22 +31,18 @@ docs/importance.md for the measured step counts:
   with |grad| ~ 1e-3..1e-2 lambda, so some MLP runs with lambda > 0 end with status
   "max_steps" (reported, their later saves left as the solver's inf).
 
-`gradient_flow` has no stopping event and checks its arguments concretely, so the batched
-solve is this module's `_flow`, the same diffrax call as `ssm_jax.flow._solve` plus the event.
+Each model's batch runs `Flow.run` (the package's one integrator) under `vmap`, with a
+`SteadyState` event for the rest.
 """
 
 from collections.abc import Callable
 import dataclasses
-from pathlib import Path
-import time
-from typing import Annotated
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import typer
 import xarray as xr
 
 from .._timing import timed_call
@@ -58,8 +54,8 @@ from ..data.separable import (
     importance_weights,
     probe_grid,
 )
-from ..dynamics.flow import vector_field
-from ..dynamics.trajectory import status_code
+from ..dynamics.events import SteadyState
+from ..dynamics.flow import Flow
 from ..losses import AbstractMarginLoss, PolynomialTail
 from ..metrics.separable import SeparableMetrics
 from ..models.deep_linear import DeepLinear
@@ -167,7 +163,16 @@ def _model(name: str, config: ImportanceConfig, key):
 
 
 def problem_data(config: ImportanceConfig, seed: int):
-    """The training set, the held-out probe set and the augmented SVM of one seed."""
+    """The training set, the held-out probe set and the augmented SVM of one seed.
+
+    **Arguments:**
+
+    - `config`: the blobs' sizes and shape.
+    - `seed`: the data's seed.
+
+    **Returns:** `(X, y, probe, svm)`: inputs (n, 2), labels +-1 (n,), probe inputs
+    (2 num_probe, 2) and the `MaxMargin` of the inputs augmented with a constant feature.
+    """
     train_key, probe_key = jax.random.split(jax.random.key(seed))
     blobs = dict(separation=config.separation, rotation=config.rotation, spread=config.spread,
                  gap=config.gap)
@@ -177,52 +182,14 @@ def problem_data(config: ImportanceConfig, seed: int):
     return X, y, probe, svm
 
 
-def _norm(tree):
-    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(tree)))
-
-
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _flow(params, static, objectives, metrics, ts, solver, controller, max_steps, rest_tol):
+def _flow(dynamics, params, static, objectives, metrics):
     """The batched long-horizon flow: params, objectives and metrics carry a leading batch
-    axis. Returns (recorded metrics, parameter history, final parameters, stats)."""
+    axis. Returns ((recorded metrics, parameter history), final parameters, stats)."""
 
     def one(params, objective, metric):
-        model_of = lambda p: eqx.combine(p, static)  # noqa: E731
-        record = lambda t, p, obj: (metric(model_of(p), obj), p)  # noqa: E731
-        field = vector_field(model_of(params), objective)
-
-        def at_rest(t, y, args, **kwargs):
-            return (args.l2 > 0) & (_norm(field(t, y, args)) <= rest_tol * args.l2)
-
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), solver, t0=ts[0], t1=ts[-1], dt0=None, y0=params,
-            args=objective, stepsize_controller=controller, max_steps=max_steps, throw=False,
-            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=record),
-                                        diffrax.SubSaveAt(t1=True)]),
-            event=diffrax.Event(at_rest),
-        )
-        (recorded, history), final = sol.ys
-        t_end = sol.ts[1]
-        final = jax.tree.map(lambda x: x[-1], final)
-        # Saves after the run came to rest repeat its state at rest.
-        after = ts > t_end[-1]
-        at_end = record(t_end[-1], final, objective)
-        fill = lambda saved, last: jnp.where(  # noqa: E731
-            jnp.reshape(after, after.shape + (1,) * (saved.ndim - 1)), last[None], saved)
-        rested = sol.result == diffrax.RESULTS.event_occurred
-        recorded, history = jax.tree.map(
-            lambda saved, last: jnp.where(rested, fill(saved, last), saved),
-            (recorded, history), at_end)
-        stats = {
-            "num_steps": sol.stats["num_steps"],
-            "stop_time": t_end[-1],
-            "status": status_code(
-                sol.result == diffrax.RESULTS.max_steps_reached,
-                (sol.result != diffrax.RESULTS.successful) & ~rested
-                & (sol.result != diffrax.RESULTS.max_steps_reached), final),
-        }
-        return recorded, history, stats
+        return dynamics.run(params, static, objective, None, metric, save_params=True)
 
     return eqx.filter_vmap(one)(params, objectives, metrics)
 
@@ -249,15 +216,17 @@ def _run_model(config: ImportanceConfig, model_name: str, data, ts):
                                                 inputs=augment_bias(X), l2=lam))
                     metrics.append(SeparableMetrics(augment_bias(probe), svm.direction))
     solver, rtol, atol, rest_tol = SOLVERS[model_name]
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    (recorded, history, stats), compile_s, run_s = timed_call(
-        _flow, _stack(params), static, _stack(objectives), _stack(metrics), jnp.asarray(ts),
-        solver, controller, config.max_steps, rest_tol)
+    dynamics = Flow(ts=ts, solver=solver,
+                    stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                    max_steps=config.max_steps, event=SteadyState(rest_tol))
+    with jax.default_matmul_precision(dynamics.precision):
+        ((recorded, history), _, stats), compile_s, run_s = timed_call(
+            _flow, dynamics, _stack(params), static, _stack(objectives), _stack(metrics))
     shape = (len(config.losses), len(config.log2_weights), len(config.l2s), len(config.seeds))
     reshape = lambda x: np.asarray(x).reshape(shape + np.shape(x)[1:])  # noqa: E731
     recorded = {("objective" if name == "loss" else name): reshape(recorded[name])
                 for name in RECORDED}
-    stats = {name: reshape(value) for name, value in stats.items()}
+    stats = {name: reshape(stats[name]) for name in ("num_steps", "stop_time", "status")}
     history = eqx.combine(jax.tree.map(reshape, history), static)
     return recorded, stats, history, (compile_s, run_s)
 
@@ -280,6 +249,11 @@ def _grid_snapshots(config, history, ts):
 def run_importance(config: ImportanceConfig = ImportanceConfig(),
                    on_model: Callable[[str, float, float], None] | None = None) -> xr.Dataset:
     """Runs every model of `config` over all losses, weights, lambdas and seeds.
+
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+    - `on_model`: called as `on_model(name, compile_seconds, run_seconds)` after each model.
 
     **Returns:** a dataset over (model, loss, log2_weight, l2, seed, time, cls) with the
     recorded metrics (`direction_angle`, `direction_cosine`, `direction_error` = 1 - cos,
@@ -324,7 +298,17 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
 
 def fraction_table(ds: xr.Dataset, times=TABLE_TIMES, l2: float = 0.0) -> list[dict]:
     """The fraction of the probe set predicted positive at `times`, per model, loss and
-    weight, averaged over seeds, at L2 strength `l2`."""
+    weight, averaged over seeds, at L2 strength `l2`.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_importance`.
+    - `times`: the times to report; each reads the nearest save.
+    - `l2`: the L2 strength lambda, one of `ds`'s.
+
+    **Returns:** one dict per (model, loss, weight): "model", "loss", "l2", "log2_weight" and
+    one "t=..." entry per time (not finite where the run stopped before it).
+    """
     index = [int(np.argmin(np.abs(ds.time.values - t))) for t in times]
     rows = []
     for model in ds.model.values:
@@ -337,140 +321,3 @@ def fraction_table(ds: xr.Dataset, times=TABLE_TIMES, l2: float = 0.0) -> list[d
                 row.update({f"t={t:.0e}": float(v) for t, v in zip(times, values, strict=True)})
                 rows.append(row)
     return rows
-
-
-# --- figures -------------------------------------------------------------------------------
-
-def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
-                      log2_weights=None, models=("linear", "mlp")):
-    """Figure F4: decision boundaries f = 0 of seed 0 at the snapshot times, one color per
-    weight (the SVM's boundary dashed), and the fraction of the probe set predicted positive
-    against time, one row per model."""
-    import matplotlib.pyplot as plt
-
-    models = [m for m in models if m in ds.model.values]
-    weights = ds.log2_weight.values if log2_weights is None else np.asarray(log2_weights)
-    colors = plt.cm.coolwarm(np.linspace(0.0, 1.0, len(weights)))
-    snaps = ds.snapshot.values
-    fig, axes = plt.subplots(len(models), len(snaps) + 1, squeeze=False, layout="constrained",
-                             figsize=(2.7 * (len(snaps) + 1) + 1.0, 2.7 * len(models)))
-    X, y = ds.inputs.values, ds.labels.values
-    w_svm = ds.svm_direction.values
-    xs = np.array([ds.gx.values[0], ds.gx.values[-1]])
-    for row, model in enumerate(models):
-        run = ds.sel(model=model, loss=loss, l2=l2)
-        for col, t in enumerate(snaps):
-            ax = axes[row, col]
-            ax.scatter(*X[y > 0].T, s=8, color="tab:red")
-            ax.scatter(*X[y < 0].T, s=8, color="tab:blue")
-            ax.plot(xs, -(w_svm[0] * xs + w_svm[2]) / w_svm[1], "k--", lw=1)
-            for color, k in zip(colors, weights, strict=True):
-                values = run.grid_outputs.sel(log2_weight=k, snapshot=t).values
-                if values.min() < 0 < values.max():
-                    ax.contour(ds.gx.values, ds.gy.values, values, levels=[0.0],
-                               colors=[color], linewidths=1.2)
-            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), xticks=[], yticks=[],
-                   title=f"{model}, t = {t:.0e}")
-        ax = axes[row, -1]
-        t = ds.time.values[1:]
-        for color, k in zip(colors, weights, strict=True):
-            frac = run.probe_positive.sel(log2_weight=k).mean("seed").values[1:]
-            ax.semilogx(t, frac, color=color, label=f"{k:+g}")
-        ax.set(ylim=(0, 1), xlabel="time t", ylabel="fraction predicted positive",
-               title=f"{loss}, lambda = {l2:g}")
-    axes[0, -1].legend(title="log2 weight", fontsize=6, title_fontsize=7, ncol=2)
-    return fig
-
-
-def direction_error_figure(ds: xr.Dataset, loss: str = "logistic",
-                           models=("linear", "deep_linear")):
-    """Figure F5: the angle to the max-margin direction against time, log-log, one color per
-    weight and one line style per lambda, with a 1/log t reference."""
-    import matplotlib.pyplot as plt
-
-    models = [m for m in models if m in ds.model.values]
-    weights = ds.log2_weight.values
-    colors = plt.cm.coolwarm(np.linspace(0.0, 1.0, len(weights)))
-    styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, len(models), squeeze=False, layout="constrained",
-                             figsize=(4.8 * len(models), 3.8), sharey=True)
-    t = ds.time.values[1:]
-    for ax, model in zip(axes[0], models, strict=True):
-        for style, lam in zip(styles, ds.l2.values, strict=False):
-            for color, k in zip(colors, weights, strict=True):
-                angle = ds.direction_angle.sel(model=model, loss=loss, l2=lam,
-                                               log2_weight=k).mean("seed").values[1:]
-                ax.loglog(t, angle, color=color, ls=style, lw=1.1)
-            ax.plot([], [], color="gray", ls=style, label=f"lambda = {lam:g}")
-        late = t > 10.0
-        ax.loglog(t[late], 1.0 / np.log(t[late]), color="k", lw=0.8, alpha=0.6,
-                  label="1 / log t")
-        ax.set(xlabel="time t", title=f"{model}, {loss} loss")
-        ax.legend(fontsize=7, loc="lower left")
-    axes[0, 0].set_ylabel("angle to the SVM direction (rad)")
-    return fig
-
-
-# --- command -------------------------------------------------------------------------------
-
-def command(
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-out"),
-    quick: Annotated[bool, typer.Option(help="Fewer lambdas, one seed, smaller data.")] = False,
-):
-    """Importance weights 2^-8..2^8 on separable 2-D data: linear, deep linear and MLP,
-    logistic and polynomial loss, lambda in {0, 1e-4, 1e-2}; the weights' effect fades
-    unless the model is regularized or the loss has a polynomial tail."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..plots import save
-    from ..results import write_csv, write_netcdf
-
-    # Direction errors reach 1e-4 by t = 1e12, near float32's resolution of a cosine.
-    jax.config.update("jax_enable_x64", True)
-    console = Console()
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out} exists and is not a folder.", param_hint="--out")
-    out.mkdir(parents=True, exist_ok=True)
-    config = QUICK if quick else ImportanceConfig()
-    start = time.perf_counter()
-    with console.status("gradient flows") as status:
-        ds = run_importance(config, on_model=lambda name, compile_s, run_s: status.update(
-            f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
-    for l2 in sorted({0.0, max(config.l2s)}):
-        rows = fraction_table(ds, l2=l2)
-        table = Table(title=f"Fraction of the probe set predicted positive, lambda = {l2:g} "
-                            f"(mean over {len(config.seeds)} seed(s))",
-                      caption="-: the run stopped (max_steps) before this time")
-        for name in rows[0]:
-            if name != "l2":
-                table.add_column(name, justify="left" if name in ("model", "loss") else "right")
-        for r in rows:
-            table.add_row(r["model"], r["loss"], f"{r['log2_weight']:+g}",
-                          *[f"{v:.3f}" if np.isfinite(v) else "-"
-                            for v in (r[f"t={t:.0e}"] for t in TABLE_TIMES)])
-        console.print(table)
-    runs = int(ds.num_steps.size)
-    console.print(f"{runs} gradient flows to t = {ds.time.values[-1]:.0e} in "
-                  f"{time.perf_counter() - start:.1f} s; steps per run: median "
-                  f"{int(np.median(ds.num_steps)):d}, max {int(ds.num_steps.max()):d}; "
-                  f"{int((ds.status != 0).sum())} runs not ok (status max_steps: MLP with "
-                  "lambda > 0 that did not come to rest).")
-    save(boundaries_figure(ds), out / "F4_importance_boundaries.png", dpi=100)
-    save(direction_error_figure(ds), out / "F5_direction_error.png", dpi=100)
-    table_rows = [r for l2 in config.l2s for r in fraction_table(ds, l2=l2)]
-    write_csv(table_rows, out / "importance_fractions.csv")
-    write_netcdf(ds, out / "importance.nc", config=dataclasses.asdict(config))
-    for name, what in {
-        "F4_importance_boundaries.png": "figure F4: decision boundaries over time per weight, "
-                                        "fraction predicted positive vs t",
-        "F5_direction_error.png": "figure F5: angle to the SVM direction vs t, with and "
-                                  "without L2",
-        "importance_fractions.csv": "fraction predicted positive at t = 1e1, 1e3, 1e6, 1e9, "
-                                    "every lambda",
-        "importance.nc": "all recorded metrics, solver steps and boundary snapshots (netCDF)",
-    }.items():
-        console.print(f"wrote {out / name}: {what}")

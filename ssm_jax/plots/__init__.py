@@ -1,4 +1,16 @@
-"""Figures F1-F7 of docs/theory.md, drawn from result datasets."""
+"""The figures F1-F7, drawn from result datasets, one file per family: `reweighting` (F1,
+F2), `figures` (F3), `importance` (F4, F5), `digits` (F6), `solvers` (F7); `style` holds
+the shared colours and `save`."""
 
-from .figures import *  # noqa: F401,F403
-from .figures import MAJORITY as MAJORITY, MINORITY as MINORITY, save as save
+from .digits import importance_figure as importance_figure, reweighting_figure as reweighting_figure
+from .figures import learning_time_ratio_figure as learning_time_ratio_figure
+from .importance import (
+    boundaries_figure as boundaries_figure,
+    direction_error_figure as direction_error_figure,
+)
+from .reweighting import (
+    class_dynamics_figure as class_dynamics_figure,
+    mode_strengths_figure as mode_strengths_figure,
+)
+from .solvers import work_precision_figure as work_precision_figure
+from .style import MAJORITY as MAJORITY, MINORITY as MINORITY, save as save

@@ -1,0 +1,95 @@
+"""Figures F4 and F5: importance weighting on separable data, the decision boundaries over
+time and the angle to the max-margin direction, from `experiments.importance.run_importance`'s
+dataset."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from .style import weight_colors
+
+
+def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
+                      log2_weights=None, models=("linear", "mlp")):
+    """Figure F4: decision boundaries f = 0 of seed 0 at the snapshot times, one color per
+    weight (the SVM's boundary dashed), and the fraction of the probe set predicted positive
+    against time, one row per model.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_importance`.
+    - `l2`: the L2 strength lambda whose runs to show.
+    - `loss`: "logistic" or "polynomial".
+    - `log2_weights`: the weights to show (log2); default all of `ds`'s.
+    - `models`: the models to show, one row each; those not in `ds` are left out.
+
+    **Returns:** the matplotlib figure.
+    """
+    models = [m for m in models if m in ds.model.values]
+    weights = ds.log2_weight.values if log2_weights is None else np.asarray(log2_weights)
+    colors = weight_colors(len(weights))
+    snaps = ds.snapshot.values
+    fig, axes = plt.subplots(len(models), len(snaps) + 1, squeeze=False, layout="constrained",
+                             figsize=(2.7 * (len(snaps) + 1) + 1.0, 2.7 * len(models)))
+    X, y = ds.inputs.values, ds.labels.values
+    w_svm = ds.svm_direction.values
+    xs = np.array([ds.gx.values[0], ds.gx.values[-1]])
+    for row, model in enumerate(models):
+        run = ds.sel(model=model, loss=loss, l2=l2)
+        for col, t in enumerate(snaps):
+            ax = axes[row, col]
+            ax.scatter(*X[y > 0].T, s=8, color="tab:red")
+            ax.scatter(*X[y < 0].T, s=8, color="tab:blue")
+            ax.plot(xs, -(w_svm[0] * xs + w_svm[2]) / w_svm[1], "k--", lw=1)
+            for color, k in zip(colors, weights, strict=True):
+                values = run.grid_outputs.sel(log2_weight=k, snapshot=t).values
+                if values.min() < 0 < values.max():
+                    ax.contour(ds.gx.values, ds.gy.values, values, levels=[0.0],
+                               colors=[color], linewidths=1.2)
+            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), xticks=[], yticks=[],
+                   title=f"{model}, t = {t:.0e}")
+        ax = axes[row, -1]
+        t = ds.time.values[1:]
+        for color, k in zip(colors, weights, strict=True):
+            frac = run.probe_positive.sel(log2_weight=k).mean("seed").values[1:]
+            ax.semilogx(t, frac, color=color, label=f"{k:+g}")
+        ax.set(ylim=(0, 1), xlabel="time t", ylabel="fraction predicted positive",
+               title=f"{loss}, lambda = {l2:g}")
+    axes[0, -1].legend(title="log2 weight", fontsize=6, title_fontsize=7, ncol=2)
+    return fig
+
+
+def direction_error_figure(ds: xr.Dataset, loss: str = "logistic",
+                           models=("linear", "deep_linear")):
+    """Figure F5: the angle to the max-margin direction against time, log-log, one color per
+    weight and one line style per lambda, with a 1/log t reference.
+
+    **Arguments:**
+
+    - `ds`: a dataset from `run_importance`.
+    - `loss`: "logistic" or "polynomial".
+    - `models`: the models to show, one panel each; those not in `ds` are left out.
+
+    **Returns:** the matplotlib figure.
+    """
+    models = [m for m in models if m in ds.model.values]
+    weights = ds.log2_weight.values
+    colors = weight_colors(len(weights))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(models), squeeze=False, layout="constrained",
+                             figsize=(4.8 * len(models), 3.8), sharey=True)
+    t = ds.time.values[1:]
+    for ax, model in zip(axes[0], models, strict=True):
+        for style, lam in zip(styles, ds.l2.values, strict=False):
+            for color, k in zip(colors, weights, strict=True):
+                angle = ds.direction_angle.sel(model=model, loss=loss, l2=lam,
+                                               log2_weight=k).mean("seed").values[1:]
+                ax.loglog(t, angle, color=color, ls=style, lw=1.1)
+            ax.plot([], [], color="gray", ls=style, label=f"lambda = {lam:g}")
+        late = t > 10.0
+        ax.loglog(t[late], 1.0 / np.log(t[late]), color="k", lw=0.8, alpha=0.6,
+                  label="1 / log t")
+        ax.set(xlabel="time t", title=f"{model}, {loss} loss")
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0, 0].set_ylabel("angle to the SVM direction (rad)")
+    return fig
