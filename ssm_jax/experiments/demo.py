@@ -28,6 +28,10 @@ RUNS = (("SSM", "square"), ("UFM", "square"), ("UFM", "cross_entropy"))
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
+    """The demo's setting: a `StepImbalance` (num_classes, ratio, minority_size,
+    majority_fraction), the weight powers gamma, the models' width `dim` and initial scale,
+    the flow's final time and number of saves, and the seed of the Gaussian starts."""
+
     num_classes: int = 10
     ratio: float = 10.0
     minority_size: int = 10

@@ -92,6 +92,18 @@ class LogisticOrPolynomial(AbstractMarginLoss):
 
 @dataclasses.dataclass(frozen=True)
 class ImportanceConfig:
+    """The importance experiment's setting.
+
+    - `log2_weights`, `l2s`, `models`, `losses`, `alpha`, `seeds`: the grid of runs (weight
+      2^k on the positive class, L2 strengths, "linear" / "deep_linear" / "mlp", "logistic" /
+      "polynomial" with tail exponent `alpha`, data seeds).
+    - `num_positive`, `num_negative`, `separation`, `rotation`, `spread`, `gap`: the blobs
+      (`data.gaussian_blobs`); `num_probe` held-out points per class.
+    - `depth`, `width`, `mlp_width`, `init_scale`: the deep linear model and the ReLU MLP.
+    - `log10_t0`, `log10_t1`, `saves_per_decade`, `max_steps`: the log-spaced horizon.
+    - `snapshot_times`, `grid_extent`, `grid_resolution`: the decision-boundary snapshots.
+    """
+
     log2_weights: tuple[float, ...] = tuple(range(-8, 9, 2))
     l2s: tuple[float, ...] = (0.0, 1e-4, 1e-2)
     models: tuple[str, ...] = MODELS
