@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from svm_oracle import primal_svm
 
-from ssm_jax.analytic.separable import (
+from ssm_jax.analytic import (
     direction_angle,
     direction_error,
     max_margin,

@@ -6,6 +6,11 @@
   errors, the limits that importance weights fade into.
 """
 
+from ..metrics.separable import (  # the limit's metrics, beside the oracle they measure against
+    direction_angle as direction_angle,
+    direction_cosine as direction_cosine,
+    direction_error as direction_error,
+)
 from .modes import (
     class_modes as class_modes,
     effective_init_output as effective_init_output,
@@ -22,9 +27,6 @@ from .modes import (
 from .separable import (
     MaxMargin as MaxMargin,
     check_binary_data as check_binary_data,
-    direction_angle as direction_angle,
-    direction_cosine as direction_cosine,
-    direction_error as direction_error,
     max_margin as max_margin,
     measured_offsets as measured_offsets,
     support_offsets as support_offsets,

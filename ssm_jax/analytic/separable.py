@@ -16,7 +16,6 @@ the augmented inputs (a bias penalized like the weights), which is what this ret
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -135,22 +134,3 @@ def measured_offsets(w, t, inputs, labels) -> np.ndarray:
     X, y, _ = check_binary_data(inputs, labels)
     w_hat = max_margin(X, y).direction
     return (X * y[:, None]) @ (np.asarray(w, dtype=float).reshape(-1) - w_hat * np.log(t))
-
-
-def direction_cosine(w, reference):
-    """cos of the angle between w and `reference` (flattened), in JAX (traceable)."""
-    w, reference = jnp.ravel(w), jnp.ravel(reference)
-    return jnp.dot(w, reference) / (jnp.linalg.norm(w) * jnp.linalg.norm(reference))
-
-
-def direction_error(w, reference):
-    """1 - cos(w, reference): zero when w points along `reference`; about angle^2 / 2."""
-    return 1.0 - direction_cosine(w, reference)
-
-
-def direction_angle(w, reference):
-    """The angle between w and `reference` in radians, accurate also for tiny angles."""
-    w, reference = jnp.ravel(w), jnp.ravel(reference)
-    u = w / jnp.linalg.norm(w)
-    v = reference / jnp.linalg.norm(reference)
-    return 2.0 * jnp.arctan2(jnp.linalg.norm(u - v), jnp.linalg.norm(u + v))

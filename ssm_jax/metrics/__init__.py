@@ -7,4 +7,9 @@ from .per_class import (
     learning_time as learning_time,
     mode_strengths as mode_strengths,
 )
-from .separable import SeparableMetrics as SeparableMetrics
+from .separable import (
+    SeparableMetrics as SeparableMetrics,
+    direction_angle as direction_angle,
+    direction_cosine as direction_cosine,
+    direction_error as direction_error,
+)

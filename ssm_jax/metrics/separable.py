@@ -13,9 +13,27 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 import numpy as np
 
-from ..analytic.separable import direction_angle, direction_cosine
 from ..losses import margins as margins_of
 from ..models._base import AbstractLinearPredictor, AbstractModel
+
+
+def direction_cosine(w, reference):
+    """cos of the angle between w and `reference` (flattened), in JAX (traceable)."""
+    w, reference = jnp.ravel(w), jnp.ravel(reference)
+    return jnp.dot(w, reference) / (jnp.linalg.norm(w) * jnp.linalg.norm(reference))
+
+
+def direction_error(w, reference):
+    """1 - cos(w, reference): zero when w points along `reference`; about angle^2 / 2."""
+    return 1.0 - direction_cosine(w, reference)
+
+
+def direction_angle(w, reference):
+    """The angle between w and `reference` in radians, accurate also for tiny angles."""
+    w, reference = jnp.ravel(w), jnp.ravel(reference)
+    u = w / jnp.linalg.norm(w)
+    v = reference / jnp.linalg.norm(reference)
+    return 2.0 * jnp.arctan2(jnp.linalg.norm(u - v), jnp.linalg.norm(u + v))
 
 
 def linear_predictor(model: AbstractModel) -> Float[Array, " q"] | None:
