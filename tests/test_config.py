@@ -55,6 +55,9 @@ def test_example_configs_run_at_a_tiny_size(path, tmp_path):
     ds = sj.sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics, metadata=raw, **cfg.options)
     assert np.all(ds.status.values == 0)
     assert set(cfg.grid.names) <= set(ds.dims)
+    # The closed form figure F3 draws; the cross-entropy loss has none.
+    closed_form = raw["problem"].get("loss", "square") != "cross_entropy"
+    assert np.all(np.isfinite(ds.predicted_ratio.values) == closed_form)
 
 
 def test_cli_sweep_resume_and_plot(tmp_path):
@@ -71,6 +74,9 @@ def test_cli_sweep_resume_and_plot(tmp_path):
         t1=300.0, num_saves=20)
     np.testing.assert_allclose(ds.loss.sel(ratio=4, power=1.0, seed=1), direct.metrics["loss"],
                                rtol=1e-10)
+    predicted = sj.sweeps.problems.predicted_ratio(num_classes=4, minority_size=2, dim=4,
+                                                   init_scale=1e-2, ratio=4, power=1.0)
+    assert float(ds.predicted_ratio.sel(ratio=4, power=1.0, seed=1)) == predicted
     again = runner.invoke(app, ["sweep", str(cfg), "--out", str(out)])
     assert again.exit_code != 0 and "resume" in again.output
     resumed = runner.invoke(app, ["sweep", str(cfg), "--out", str(out), "--resume"])

@@ -12,7 +12,7 @@ import xarray as xr
 
 import ssm_jax as sj
 
-sweep_module = importlib.import_module("ssm_jax.sweeps.run")  # the module, not the function
+sweep_module = importlib.import_module("ssm_jax.sweeps.execute")  # runs the compiled chunks
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402
@@ -175,7 +175,8 @@ def test_killed_sweep_resumes_without_loss_or_rewrite(tmp_path, reference):
     store = tmp_path / "killed.sweep"
     code = f"""
 import time, sweep_problems as sp
-sp.run(chunk_size=2, store={str(store)!r}, progress=lambda done, total: time.sleep(1.0))
+sp.run(chunk_size=2, store={str(store)!r}, predict=sp.predict,
+       progress=lambda done, total: time.sleep(1.0))
 """
     proc = _python(code)
     chunks = store / "chunks"
@@ -187,12 +188,21 @@ sp.run(chunk_size=2, store={str(store)!r}, progress=lambda done, total: time.sle
     before = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.nc")}
     assert 2 <= len(before) < 6
     with pytest.raises(ValueError, match="resume"):
-        sp.run(chunk_size=2, store=store)
-    with pytest.raises(ValueError, match="differs in"):
-        sp.run(chunk_size=3, store=store, resume=True)
-    resumed = sp.run(chunk_size=2, store=store, resume=True)
+        sp.run(chunk_size=2, store=store, predict=sp.predict)
+    with pytest.raises(ValueError, match="differs in: chunk_size"):
+        sp.run(chunk_size=3, store=store, predict=sp.predict, resume=True)
+    with pytest.raises(ValueError, match="differs in: predictions"):
+        sp.run(chunk_size=2, store=store, resume=True)
+    resumed = sp.run(chunk_size=2, store=store, predict=sp.predict, resume=True)
     after = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.nc")}
     assert len(after) == 6
     assert all(after[name] == mtime for name, mtime in before.items())  # none written twice
     _assert_same(resumed, reference)
-    _assert_same(sj.open_sweep(store), reference)
+    opened = sj.open_sweep(store)
+    _assert_same(opened, reference)
+    # The predictions travel with every chunk, those written before the kill included.
+    for ds in (resumed, opened):
+        assert ds.predicted_ratio.dims == ("ratio", "power", "init_scale", "seed")
+        expected = (ds.ratio ** -ds.power).broadcast_like(ds.predicted_ratio)
+        np.testing.assert_array_equal(ds.predicted_ratio,
+                                      expected.transpose(*ds.predicted_ratio.dims))

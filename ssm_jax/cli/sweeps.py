@@ -84,7 +84,8 @@ def plot(
     store: Annotated[Path, typer.Argument(help="A finished sweep's store folder.")],
     out: Annotated[Path | None, typer.Option(help="The figure's file (PNG).")] = None,
 ):
-    """Figure F3: the learning-time ratio t_min/t_maj over (R, gamma), with the closed form."""
+    """Figure F3: the learning-time ratio t_min/t_maj over (R, gamma), with the closed form
+    the sweep recorded (`predicted_ratio`)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,9 +1,8 @@
 """The figures F1-F7, drawn from result datasets, one file per family: `reweighting` (F1,
-F2), `figures` (F3), `importance` (F4, F5), `digits` (F6), `solvers` (F7); `style` holds
+F2), `sweeps` (F3), `importance` (F4, F5), `digits` (F6), `solvers` (F7); `style` holds
 the shared colours and `save`."""
 
 from .digits import importance_figure as importance_figure, reweighting_figure as reweighting_figure
-from .figures import learning_time_ratio_figure as learning_time_ratio_figure
 from .importance import (
     boundaries_figure as boundaries_figure,
     direction_error_figure as direction_error_figure,
@@ -14,3 +13,4 @@ from .reweighting import (
 )
 from .solvers import work_precision_figure as work_precision_figure
 from .style import MAJORITY as MAJORITY, MINORITY as MINORITY, save as save
+from .sweeps import learning_time_ratio_figure as learning_time_ratio_figure

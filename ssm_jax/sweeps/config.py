@@ -8,6 +8,9 @@ compute, with errors that name the offending key.
                 record_every, batch_size
     [sweep]     class_groups ("step" or "none"), order_by ("predicted_steps" or "none"),
                 max_batch, batching, seed
+
+A configured sweep also records, per member, the closed-form `predicted_ratio`
+(t_minority / t_majority of `problems.predicted_ratio`), which figure F3 draws.
 """
 
 import dataclasses
@@ -21,7 +24,7 @@ import optax
 
 from ..dynamics import Flow, Train
 from .grid import Grid
-from .problems import imbalance_problem, predicted_steps
+from .problems import imbalance_problem, predicted_ratio, predicted_steps
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,7 +93,16 @@ def _axis(key: str, spec) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class ConfiguredProblem:
     """`imbalance_problem` with the config's fixed settings; grid points fill in the rest.
-    For training it also returns the optimizer's hyperparameters, so they can be swept."""
+    For training it also returns the optimizer's hyperparameters, so they can be swept.
+
+    **Arguments:**
+
+    - `fixed`: the fixed settings of `imbalance_problem`, as sorted (name, value) pairs.
+    - `hyper`: the optimizer's default hyperparameters, as sorted (name, value) pairs.
+
+    Called with a grid point's settings, it returns (model, objective), or (model,
+    objective, hyperparameters) for training.
+    """
 
     fixed: tuple
     hyper: tuple = ()
@@ -117,6 +129,19 @@ _OPTIMIZER_FACTORIES = {
 
 @dataclasses.dataclass
 class SweepConfig:
+    """A checked sweep configuration, ready for `sweep(make_problem, grid, dynamics=dynamics,
+    metadata=raw, **options)`.
+
+    **Arguments:**
+
+    - `make_problem`: a `ConfiguredProblem`.
+    - `grid`: the `Grid` of the [grid] section.
+    - `dynamics`: the `Flow` or `Train` of the [flow] or [train] section.
+    - `options`: the keywords of `sweep` the configuration sets: `max_batch`, `seed`,
+      `batching`, `predict`, and `class_groups` and `order_by` where it asks for them.
+    - `raw`: the configuration as read, kept with the sweep.
+    """
+
     make_problem: ConfiguredProblem
     grid: Grid
     dynamics: Flow | Train
@@ -125,7 +150,14 @@ class SweepConfig:
 
 
 def load(path) -> SweepConfig:
-    """Reads and checks a sweep configuration. Raises `ConfigError` naming the key at fault."""
+    """Reads and checks a sweep configuration file.
+
+    **Arguments:**
+
+    - `path`: a TOML file.
+
+    **Returns:** a `SweepConfig`. Raises `ConfigError` naming the key at fault.
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -135,6 +167,14 @@ def load(path) -> SweepConfig:
 
 
 def parse(raw: dict) -> SweepConfig:
+    """Checks a sweep configuration given as a dict (a parsed TOML file).
+
+    **Arguments:**
+
+    - `raw`: the sections problem, grid, flow or train, and sweep (see this module).
+
+    **Returns:** a `SweepConfig`. Raises `ConfigError` naming the key at fault.
+    """
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     unknown = set(config) - {"problem", "grid", "flow", "train", "sweep"}
     if unknown:
@@ -192,7 +232,8 @@ def parse(raw: dict) -> SweepConfig:
         make_problem = ConfiguredProblem(tuple(sorted(fixed.items())))
 
     sweep_options = {"max_batch": options.get("max_batch"), "seed": options.get("seed", 0),
-                     "batching": options.get("batching", "auto")}
+                     "batching": options.get("batching", "auto"),
+                     "predict": _ClosedForms(tuple(sorted(fixed.items())))}
     groups = options.get("class_groups", "step")
     if groups not in ("step", "none"):
         raise ConfigError(f"`sweep.class_groups` = {groups!r} is not allowed: expected "
@@ -219,6 +260,20 @@ class _StepKey:
 
     def __call__(self, **point):
         return predicted_steps(t1=self.t1, **{**dict(self.fixed), **point})
+
+
+@dataclasses.dataclass(frozen=True)
+class _ClosedForms:
+    """Point settings -> the closed forms a configured sweep records: `predicted_ratio`, NaN
+    for the cross-entropy loss, which has none."""
+
+    fixed: tuple
+
+    def __call__(self, **point) -> dict[str, float]:
+        settings = {**dict(self.fixed), **point}
+        if settings.get("loss", _default("loss")) == "cross_entropy":
+            return {"predicted_ratio": float("nan")}
+        return {"predicted_ratio": predicted_ratio(**settings)}
 
 
 def _default(name: str):

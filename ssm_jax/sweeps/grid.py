@@ -33,28 +33,45 @@ class Grid:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The axes' names, in order."""
         return tuple(self.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The number of values on each axis."""
         return tuple(v.size for v in self.axes.values())
 
     @property
     def size(self) -> int:
+        """The number of grid points."""
         return int(np.prod(self.shape))
 
     def point(self, index: int) -> dict:
-        """The settings at flat index `index`, as Python numbers."""
+        """The settings at one grid point.
+
+        **Arguments:**
+
+        - `index`: a flat index in 0..size-1 (row-major).
+
+        **Returns:** {axis name: value}, as Python numbers.
+        """
         position = np.unravel_index(index, self.shape)
         return {name: values[i].item() for (name, values), i in
                 zip(self.axes.items(), position, strict=True)}
 
     def coordinates(self) -> dict[str, np.ndarray]:
-        """Each axis's value at every flat index, shape (size,)."""
+        """Each axis's value at every grid point.
+
+        **Returns:** {axis name: array of shape (size,)}, in flat-index order.
+        """
         mesh = np.meshgrid(*self.axes.values(), indexing="ij")
         return {name: m.ravel() for name, m in zip(self.axes, mesh, strict=True)}
 
     def to_dict(self) -> dict[str, list]:
+        """The axes as JSON values; `Grid(**grid.to_dict())` rebuilds the grid.
+
+        **Returns:** {axis name: list of values}.
+        """
         return {name: values.tolist() for name, values in self.axes.items()}
 
     def __repr__(self):

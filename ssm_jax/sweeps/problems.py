@@ -78,7 +78,15 @@ def imbalance_problem(*, model: str = "ufm", loss: str = "square", num_classes: 
 
 def expected_init_strength(init_scale: float, dim: int) -> float:
     """E|(w0 + h0)/2|^2 = d sigma^2 / 2: the typical effective initial strength of a mode from
-    a Gaussian start (`analytic.effective_init_strength`)."""
+    a Gaussian start (`analytic.effective_init_strength`).
+
+    **Arguments:**
+
+    - `init_scale`: the initial scale sigma.
+    - `dim`: the model's width d.
+
+    **Returns:** the strength, a float.
+    """
     return dim * init_scale**2 / 2.0
 
 
@@ -86,7 +94,13 @@ def predicted_ratio(*, model: str = "ufm", num_classes: int = 10, ratio: float =
                     minority_size: int = 10, majority_fraction: float = 0.5, power: float = 0.0,
                     dim: int = 32, init_scale: float = 1e-3, **_):
     """The closed-form t_minority / t_majority for the typical start of `imbalance_problem`
-    (square loss): the SSM's reading for "ssm"/"ssm_class", the UFM's otherwise."""
+    (square loss): the SSM's reading for "ssm"/"ssm_class", the UFM's otherwise.
+
+    **Arguments:** the settings of `imbalance_problem` that enter the closed form; the others
+    are accepted and ignored, so a grid point's settings can be passed whole.
+
+    **Returns:** the ratio, a float.
+    """
     counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
     a0 = expected_init_strength(init_scale, dim)
     if model.startswith("ssm"):
@@ -100,6 +114,14 @@ def predicted_steps(*, t1: float, num_classes: int = 10, ratio: float = 10.0,
                     power: float = 0.0, **_) -> float:
     """A key for ordering sweep members by cost: t1 times the fastest class rate. Near the fit
     an explicit solver's steps are bounded by the stiffest direction, whose rate grows with
-    max_c omega_c sqrt(n_c) / n."""
+    max_c omega_c sqrt(n_c) / n.
+
+    **Arguments:**
+
+    - `t1`: the flow's final time.
+    - the step imbalance and `power` of `imbalance_problem`; other settings are ignored.
+
+    **Returns:** the key, a float.
+    """
     counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
     return float(t1 * jnp.max(analytic.ufm_growth_rates(counts, class_weights(counts, power))))

@@ -12,17 +12,40 @@ import os
 from pathlib import Path
 import time
 
-import numpy as np
 import xarray as xr
 
+from .dataset import merge_chunks
+
 _MANIFEST = "manifest.json"
+
+
+def read_manifest(path) -> dict | None:
+    """The manifest of the sweep stored at `path`.
+
+    **Arguments:**
+
+    - `path`: a sweep store's folder.
+
+    **Returns:** the manifest as a dict, or None where `path` holds no sweep.
+    """
+    manifest_path = Path(path) / _MANIFEST
+    return json.loads(manifest_path.read_text()) if manifest_path.exists() else None
 
 
 class SweepStore:
     """The folder `path` of one sweep, described by `manifest` (grid, dynamics, chunking).
 
     One process creates it (`create=True`); the others of a multi-host sweep wait for its
-    manifest and check that they run the same sweep."""
+    manifest and check that they run the same sweep.
+
+    **Arguments:**
+
+    - `path`: the folder; made if missing, refused if it holds anything but this sweep.
+    - `manifest`: JSON values describing the sweep; a stored sweep must match it exactly.
+    - `resume`: continue a sweep already stored at `path` (else one there is refused).
+    - `create`: whether this process writes the manifest; the others wait for it.
+    - `timeout`: seconds to wait for another process's manifest.
+    """
 
     def __init__(self, path, manifest: dict, *, resume: bool = False, create: bool = True,
                  timeout: float = 120.0):
@@ -58,31 +81,36 @@ class SweepStore:
         return self.chunks / f"{index:06d}.nc"
 
     def done(self) -> set[int]:
-        """Indices of the chunks already written."""
+        """The chunks already written, by any process.
+
+        **Returns:** a set of chunk indices.
+        """
         return {int(p.stem) for p in self.chunks.glob("*.nc")}
 
     def write(self, index: int, ds: xr.Dataset) -> None:
+        """Writes chunk `index` under a temporary name and renames it into place.
+
+        **Arguments:**
+
+        - `index`: the chunk's index.
+        - `ds`: its dataset (`dataset.chunk_dataset`).
+
+        **Returns:** nothing.
+        """
         final = self._chunk_path(index)
         temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         ds.to_netcdf(temporary, engine="netcdf4")
         os.replace(temporary, final)
 
     def read_all(self) -> xr.Dataset:
-        """Every written chunk, concatenated along `run` in grid order."""
+        """Every written chunk, concatenated along `run` in grid order.
+
+        **Returns:** a dataset over `run` (`dataset.merge_chunks`).
+        """
         paths = sorted(self.chunks.glob("*.nc"))
         if not paths:
             raise ValueError(f"`store` = {str(self.path)!r} holds no finished chunk yet.")
         return merge_chunks([xr.load_dataset(p, engine="netcdf4") for p in paths])
-
-
-def merge_chunks(parts: list[xr.Dataset]) -> xr.Dataset:
-    """Chunk datasets (over `run`) as one, in grid order. Chunk-level numbers travel in each
-    chunk's attributes ("chunk_*") and are gathered along a `chunk` dimension."""
-    keys = [k for k in parts[0].attrs if k.startswith("chunk_")]
-    per_chunk = {k: ("chunk", np.array([p.attrs[k] for p in parts])) for k in keys}
-    merged = xr.concat([p.drop_attrs() for p in parts], dim="run", data_vars="minimal",
-                       coords="minimal", compat="override", join="override")
-    return merged.sortby("run").assign(per_chunk)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

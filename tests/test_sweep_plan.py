@@ -1,0 +1,62 @@
+"""The plan of a sweep, alone: order, chunking, processes, devices and resuming."""
+
+import numpy as np
+import pytest
+
+from ssm_jax.sweeps.plan import MAP_CHUNK, MAX_CHUNK, chunk_size_for_memory, make_plan, padded_size
+
+
+def test_members_run_in_key_order_ties_in_grid_order():
+    plan = make_plan(6, [3.0, 1.0, 2.0, 1.0, 0.0, 3.0], 6)
+    assert plan.order == (4, 1, 3, 2, 0, 5)
+    assert make_plan(4, None, 4).order == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="order_keys"):
+        make_plan(4, [1.0, 2.0], 4)
+
+
+def test_chunks_cut_the_order_and_the_last_is_filled():
+    plan = make_plan(10, list(range(10, 0, -1)), 4)
+    assert plan.chunk_size == 4
+    assert plan.chunks == ((9, 8, 7, 6), (5, 4, 3, 2), (1, 0))
+    np.testing.assert_array_equal(plan.filled(2), [1, 0, 0, 0])
+    np.testing.assert_array_equal(plan.filled(0), [9, 8, 7, 6])
+    assert make_plan(10, None, 4, max_batch=3).chunk_size == 3
+    assert make_plan(5, None, 100).chunk_size == 5
+    assert make_plan(5, None, 100).chunks == ((0, 1, 2, 3, 4),)
+
+
+def test_processes_share_disjoint_chunks_and_devices_take_turns():
+    plans = [make_plan(22, None, 2, num_devices=3, process_index=p, process_count=2)
+             for p in range(2)]
+    assert len(plans[0].chunks) == 11
+    assert plans[0].share == (0, 2, 4, 6, 8, 10) and plans[1].share == (1, 3, 5, 7, 9)
+    assert plans[0].assignments == ((0, 6), (2, 8), (4, 10))
+    assert plans[1].assignments == ((1, 7), (3, 9), (5,))
+    dealt = [c for plan in plans for device in plan.assignments for c in device]
+    assert sorted(dealt) == list(range(11))
+
+
+def test_a_resumed_plan_skips_the_chunks_done():
+    plan = make_plan(10, None, 3, num_devices=2)
+    assert plan.todo == (0, 1, 2, 3) and plan.members_done == 0
+    resumed = plan.skipping({1, 3})
+    assert resumed.chunks == plan.chunks
+    assert resumed.todo == (0, 2)
+    assert resumed.assignments == ((0,), (2,))
+    assert resumed.members_done == 3 + 1
+    other = make_plan(10, None, 3, process_index=1, process_count=2).skipping({1, 2})
+    assert other.todo == (3,) and other.members_done == 6
+
+
+def test_chunk_size_from_memory():
+    assert chunk_size_for_memory(1000, 10_000, "vmap") == 5  # half the free memory
+    assert chunk_size_for_memory(1000, 100, "vmap") == 1
+    assert chunk_size_for_memory(1, 10**12, "vmap") == MAX_CHUNK
+    assert chunk_size_for_memory(1000, 10_000, "map") == MAP_CHUNK
+
+
+def test_padded_size():
+    assert padded_size([3, 7, 5]) == 7
+    assert padded_size([3, 7, 5], pad_to=9) == 9
+    with pytest.raises(ValueError, match="pad_to"):
+        padded_size([3, 7, 5], pad_to=6)
