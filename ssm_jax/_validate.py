@@ -5,6 +5,9 @@ Traced values (inside `jit`/`vmap`) cannot be inspected, so every check lets the
 validation belongs to the concrete values a user passes in.
 """
 
+import os
+from pathlib import Path
+
 import jax
 import numpy as np
 
@@ -83,3 +86,71 @@ def schedule(steps, record_every) -> tuple[int, int]:
         raise ValueError(f"`record_every` = {record_every} is not allowed: it must divide "
                          f"`steps` = {steps}.")
     return steps, record_every
+
+
+def output_folder(name: str, path, files=()) -> Path:
+    """Checks, without writing anything, that results can be written to the folder `path`:
+    it is a folder or can be made as one (its nearest existing parent is a writable folder),
+    and none of `files` in it is a folder or a file that cannot be overwritten.
+
+    **Arguments:**
+
+    - `name`: the parameter that gave the path (e.g. "--out" or "store"), for the message.
+    - `path`: the output folder, existing or to be made; "~" is expanded.
+    - `files`: names of the files to be written into it.
+
+    **Returns:** `path` as a `Path` (with "~" expanded).
+    """
+    if not str(path).strip():
+        _fail(name, str(path), "expected the path of a folder")
+    path = Path(path).expanduser()
+    shown = str(path)
+    allowed = "expected a folder that exists and is writable, or one that can be made"
+    try:
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    except OSError as error:  # e.g. a parent that may not be looked into
+        _fail(name, shown, f"it cannot be looked up ({error}); {allowed}")
+    if existing == path and not path.is_dir():
+        _fail(name, shown, f"it is a file; {allowed}")
+    if not existing.is_dir():
+        _fail(name, shown, f"'{existing}' is a file; {allowed}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == path else f"its parent '{existing}'"
+        _fail(name, shown, f"{where} is not writable; {allowed}")
+    for file in files:
+        target = path / file
+        if target.is_dir():
+            _fail(name, shown, f"'{target}' (a file it would write) is a folder; expected "
+                               "a folder whose result files are files or missing")
+        if target.exists() and not os.access(target, os.W_OK):
+            _fail(name, shown, f"'{target}' (a file it would write) is not writable; "
+                               "expected a folder whose result files can be overwritten")
+    return path
+
+
+def axis(name: str, values, allowed=None) -> tuple:
+    """Checks the values of a result's axis: at least one, no repeats (a repeated label makes
+    selection ambiguous) and, given `allowed`, each one of them.
+
+    **Arguments:**
+
+    - `name`: the parameter, for the message.
+    - `values`: a sequence of labels.
+    - `allowed`: the labels allowed, or None for any.
+
+    **Returns:** `values` as a tuple.
+    """
+    given = values
+    values = tuple(np.ravel(values).tolist()) if np.ndim(values) == 1 else ()
+
+    def fail(why):
+        raise ValueError(f"`{name}` = {given!r} is not allowed: {why}.")
+
+    if not values:
+        fail("expected a sequence of at least one value")
+    if len(set(values)) < len(values):
+        fail("expected distinct values")
+    for value in values:
+        if allowed is not None and value not in allowed:
+            fail(f"{value!r} is not one of {', '.join(map(repr, allowed))}")
+    return values

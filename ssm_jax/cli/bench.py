@@ -1,19 +1,22 @@
 """`ssm-jax bench solvers` and `ssm-jax bench gd`: the work-precision and GD-vs-flow
-benchmarks from the command line. (No persistent compilation cache here: compile seconds are
-part of what is measured.)"""
+benchmarks from the command line, each with a progress bar, a table, a figure, and its
+records as CSV and strict JSON (null where a run produced no error). (No persistent
+compilation cache here: compile seconds are part of what is measured.)"""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 import typer
 
-from ._common import console, prepare_out
+from ._common import console, prepare_out, print_error, report_written, table
 
 QUICK_PROBLEMS = ("separable_logistic", "separable_logistic_l2")
 QUICK_SOLVERS = ("Euler", "Tsit5", "Dopri8", "Kvaerno5")
+GD_PROBLEMS = ("ssm_closed_form", "deep_linear_L4", "ufm_ce_R10")
 TARGET = 1e-6
+OUT = Path("ssm-jax-out/bench")
 
 
 def _problems(names: list[str] | None, quick: bool):
@@ -27,27 +30,45 @@ def _problems(names: list[str] | None, quick: bool):
         if name not in PROBLEMS:
             raise typer.BadParameter(f"{name!r} is not a problem; choose from "
                                      f"{', '.join(PROBLEMS)}.", param_hint="--problem")
-    return [bench_problem(name) for name in names]
+    with console.status("building the problems and their references"):
+        try:
+            return [bench_problem(name) for name in names]
+        except (ValueError, RuntimeError) as error:
+            print_error("Cannot build the benchmark problems:", error)
+            raise typer.Exit(1) from None
 
 
-def _summary(records: list[dict]) -> Table:
+def _progress(total: int) -> Progress:
+    """A bar over the benchmark's runs, with the last one's description."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("runs"), TimeElapsedColumn()]
+    progress = Progress(*columns, console=console, transient=True)
+    progress.add_task("", total=total)
+    return progress
+
+
+def _summary(records: list[dict]):
     from ..bench.solvers import cost_to_reach
 
     best = cost_to_reach(records, TARGET)
-    table = Table(title=f"Cheapest run reaching relative error <= {TARGET:g}")
-    for column in ("problem", "dtype", "solver", "evals", "steps", "run ms", "compile s"):
-        table.add_column(column, justify="left" if column in ("problem", "dtype", "solver")
-                         else "right")
+    shown = table(f"Cheapest run reaching relative error <= {TARGET:g}",
+                  ("problem", "dtype", "solver", "evals", "steps", "run ms", "compile s"),
+                  left=("problem", "dtype", "solver"))
     for (problem, dtype, solver), r in best.items():
         compile_s = sum(q["compile_seconds"] for q in records
                         if (q["problem"], q["dtype"], q["solver"]) == (problem, dtype, solver))
-        table.add_row(problem, dtype, solver, str(r["vector_field_evals"]), str(r["steps"]),
+        shown.add_row(problem, dtype, solver, str(r["vector_field_evals"]), str(r["steps"]),
                       f"{1e3 * r['run_seconds']:.1f}", f"{compile_s:.1f}")
-    return table
+    return shown
+
+
+def _rung(record: dict) -> str:
+    return (f"rtol {record['rtol']:g}" if record["kind"] != "fixed"
+            else f"{record['fixed_steps']} steps")
 
 
 def solvers(
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-bench"),
+    out: Annotated[Path, typer.Option(help="Folder for the results.")] = OUT,
     problem: Annotated[list[str] | None, typer.Option(help="Problems (repeat); all.")] = None,
     solver: Annotated[list[str] | None, typer.Option(help="Solvers (repeat); default all.")] = None,
     dtype: Annotated[list[str] | None, typer.Option(
@@ -67,8 +88,8 @@ def solvers(
 
     matplotlib.use("Agg")
     from .. import plots
-    from ..bench.solvers import DTYPES, SOLVERS, run_benchmark
-    from ..results import write_csv
+    from ..bench.solvers import DTYPES, SOLVERS, benchmark_size, run_benchmark
+    from ..results import write_csv, write_json
 
     names = solver or list(QUICK_SOLVERS if quick else SOLVERS)
     dtypes = dtype or ["float64"]
@@ -78,44 +99,78 @@ def solvers(
         if bad:
             raise typer.BadParameter(f"{bad[0]!r} is not allowed; choose from "
                                      f"{', '.join(allowed)}.", param_hint=hint)
-    out = prepare_out(out)
+    written = {
+        "work_precision.csv": "one row per solver, problem, dtype and rung",
+        "work_precision.json": "the same records (JSON; null: no error, the run did not "
+                               "finish)",
+        "F7_work_precision.png": "figure F7: error vs work per problem and solver",
+    }
+    out = prepare_out(out, written)
     problems = _problems(problem, quick)
-    with console.status("") as status:
+
+    with _progress(benchmark_size(len(problems), names, dtypes, quick=quick)) as progress:
+        def report(r):
+            rung = f"{r['problem']}: {r['solver']} ({r['dtype']}), {_rung(r)}"
+            progress.update(progress.task_ids[0], advance=1, description=rung)
+            if r["status"] != "ok":
+                console.print(Text(f"{rung}: {r['status']} after {r['steps']} steps (error "
+                                   "NaN)", style="yellow"))
+
         records = run_benchmark(problems, names, dtypes, quick=quick, precision=precision,
-                                progress=lambda p, s, d: status.update(f"{p}: {s} ({d})"))
+                                progress=report)
     console.print(_summary(records))
     write_csv(records, out / "work_precision.csv")
-    (out / "work_precision.json").write_text(json.dumps(records, indent=1))
+    write_json(records, out / "work_precision.json")
     plots.save(plots.work_precision_figure(records, dtypes[0]), out / "F7_work_precision.png",
-              dpi=80)
-    for name in ("work_precision.csv", "work_precision.json", "F7_work_precision.png"):
-        console.print(f"wrote {out / name}")
+               dpi=80)
+    report_written(out, written)
 
 
 def gd(
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("ssm-jax-bench"),
+    out: Annotated[Path, typer.Option(help="Folder for the results.")] = OUT,
     quick: Annotated[bool, typer.Option(help="Three step sizes instead of six.")] = False,
 ):
-    """Discrete GD and SGD against the gradient flow as the step size shrinks."""
-    from ..bench.discretization import convergence_order, gd_vs_flow
-    from ..results import write_csv
+    """Discrete GD and SGD against the gradient flow as the step size shrinks: one line per
+    run, a table with the fitted orders, and a figure of error vs eta."""
+    import matplotlib
 
-    out = prepare_out(out)
+    matplotlib.use("Agg")
+    from ..bench.discretization import convergence_order, gd_vs_flow
+    from ..plots.solvers import discretization_figure
+    from ..plots.style import save
+    from ..results import write_csv, write_json
+
+    written = {
+        "gd_vs_flow.csv": "one row per problem, method and step size eta",
+        "gd_vs_flow.json": "the same records (JSON; null: no error, the run did not finish)",
+        "gd_vs_flow.png": "error vs eta per problem, with a first-order guide",
+    }
+    out = prepare_out(out, written)
     steps_per_save = (2, 8, 32) if quick else (2, 4, 8, 16, 32, 64)
-    table = Table(title="Distance from the flow (relative max error) against eta")
-    for column in ("problem", "method", "eta", "error", "fitted order"):
-        table.add_column(column, justify="left" if column in ("problem", "method") else "right")
+    runs = [(problem, batch_size) for problem in _problems(list(GD_PROBLEMS), False)
+            for batch_size in [None] + ([problem.objective.labels.shape[0] // 2]
+                                        if problem.name.startswith("ufm") else [])]
+    shown = table("Distance from the flow (relative max error) against eta",
+                  ("problem", "method", "eta", "error", "status", "fitted order"),
+                  left=("problem", "method", "status"))
     records = []
-    for problem in _problems(["ssm_closed_form", "deep_linear_L4", "ufm_ce_R10"], False):
-        settings = [None] + ([problem.objective.labels.shape[0] // 2]
-                             if problem.name.startswith("ufm") else [])
-        for batch_size in settings:
-            rows = gd_vs_flow(problem, steps_per_save, batch_size=batch_size)
+    with _progress(len(runs) * len(steps_per_save)) as progress:
+        def report(r):
+            line = (f"{r['problem']}: {r['method']} eta = {r['eta']:.4g}, error "
+                    f"{r['error']:.2e} ({r['status']})")
+            progress.update(progress.task_ids[0], advance=1, description=line)
+            console.print(Text(line, style=None if r["status"] == "ok" else "yellow"))
+
+        for problem, batch_size in runs:
+            rows = gd_vs_flow(problem, steps_per_save, batch_size=batch_size, progress=report)
             order = convergence_order(rows)
             for i, r in enumerate(rows):
-                table.add_row(r["problem"], r["method"], f"{r['eta']:.4g}", f"{r['error']:.2e}",
+                shown.add_row(r["problem"], r["method"], f"{r['eta']:.4g}",
+                              f"{r['error']:.2e}", r["status"],
                               f"{order:.2f}" if i == 0 else "")
             records += [dict(r, fitted_order=order) for r in rows]
-    console.print(table)
+    console.print(shown)
     write_csv(records, out / "gd_vs_flow.csv")
-    console.print(f"wrote {out / 'gd_vs_flow.csv'}")
+    write_json(records, out / "gd_vs_flow.json")
+    save(discretization_figure(records), out / "gd_vs_flow.png", dpi=80)
+    report_written(out, written)

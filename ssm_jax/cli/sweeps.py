@@ -8,7 +8,10 @@ from typing import Annotated
 from rich.progress import BarColumn, Progress, TextColumn
 import typer
 
-from ._common import console
+from ._common import console, print_error
+
+F3_FILE = "F3_learning_time_ratio.png"
+"""The file `ssm-jax plot` writes into the store's folder unless --out names another."""
 
 
 def _enable_compilation_cache() -> None:
@@ -25,9 +28,52 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _summary(ds, stored_before: set[int], wall: float) -> str:
+    """What this invocation computed (its chunks' compile and run seconds, which fit in the
+    wall time), what was already stored, and how the members ended."""
+    import numpy as np
+
+    from ..dynamics.trajectory import STATUS
+
+    now = ~np.isin(ds.chunk_index.values, sorted(stored_before))
+    members = int(ds.chunk_size.values[now].sum())
+    total = int(ds.chunk_size.values.sum())
+    devices = len(set(ds.chunk_device.values[now].tolist()))
+    spent = (f"compile {float(ds.chunk_compile_seconds.values[now].sum()):.1f} s, run "
+             f"{float(ds.chunk_run_seconds.values[now].sum()):.1f} s"
+             + (f", summed over {devices} devices" if devices > 1 else ""))
+    line = f"{total} members: {members} computed in {wall:.1f} s ({spent})"
+    if members < total:
+        line += f", {total - members} already stored"
+    if ds.attrs.get("batching") == "vmap":
+        line += f"; lockstep waste {100 * ds.attrs['waste']:.0f}%"
+    codes = ds.status.values
+    counts = {word: int((codes == code).sum()) for code, word in enumerate(STATUS)}
+    line += "; status: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    if counts["ok"] < codes.size:
+        line += " (metrics NaN after a member stopped)"
+    return line
+
+
+def _next_step(ds, out: str) -> str:
+    """The figure to draw from the sweep, or how to read it where F3 cannot be drawn."""
+    import numpy as np
+
+    from ..plots.sweeps import f3_missing
+
+    missing = f3_missing(ds)
+    if missing is not None:
+        return (f"no figure for this sweep (F3 needs {missing}); read it with "
+                f"ssm_jax.open_sweep({out!r})")
+    closed_form = bool(np.isfinite(ds.predicted_ratio.values).any())
+    return (f"`ssm-jax plot {out}` draws figure F3"
+            + ("" if closed_form else " (measured only: this loss has no closed form)"))
+
+
 def sweep(
-    config: Annotated[Path, typer.Argument(help="A sweep configuration (TOML).")],
-    out: Annotated[Path, typer.Option(help="The sweep's store folder.")],
+    config: Annotated[Path, typer.Argument(help="A sweep configuration (TOML).",
+                                           metavar="CONFIG")],
+    out: Annotated[str, typer.Option(help="The sweep's store folder.", metavar="FOLDER")],
     resume: Annotated[bool, typer.Option(help="Finish a stopped sweep in --out.")] = False,
     max_batch: Annotated[int | None, typer.Option(help="At most this many members per "
                                                   "compiled call.")] = None,
@@ -38,70 +84,91 @@ def sweep(
 
     from ..sweeps import config as config_module
     from ..sweeps.run import sweep as run_sweep
+    from ..sweeps.store import check_store, stored_chunks
 
+    if max_batch is not None and max_batch < 1:
+        raise typer.BadParameter(f"`--max-batch` = {max_batch} is not allowed: expected an "
+                                 "integer >= 1.", param_hint="--max-batch")
     try:
         cfg = config_module.load(config)
     except config_module.ConfigError as error:
-        console.print(f"[red]Config error in {config}:[/red] {error}")
+        print_error(f"Config error in {config}:", error)
         raise typer.Exit(2) from None
-    if max_batch is not None and max_batch < 1:
-        raise typer.BadParameter(f"{max_batch} is not allowed: at least 1.",
-                                 param_hint="--max-batch")
+    try:
+        store = check_store("--out", out, resume)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
+    stored_before = stored_chunks(store)
     _enable_compilation_cache()
     options = dict(cfg.options)
     options["max_batch"] = max_batch or options["max_batch"]
     start = time.perf_counter()
     columns = [TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("sweep", total=cfg.grid.size, rate="")
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("sweep", total=cfg.grid.size, rate="")
 
-        def report(done, total):
-            elapsed = time.perf_counter() - start
-            progress.update(task, completed=done, rate=f"{done / elapsed:.1f} traj/s")
+            def report(done, total):
+                elapsed = time.perf_counter() - start
+                progress.update(task, completed=done, rate=f"{done / elapsed:.1f} traj/s")
 
-        try:
-            ds = run_sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics, store=out,
+            ds = run_sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics, store=store,
                            resume=resume, progress=report, metadata=cfg.raw, **options)
-        except ValueError as error:
-            console.print(f"[red]Cannot run {config}:[/red] {error}")
-            raise typer.Exit(2) from None
+    except Exception as error:  # every failure gets its line, and the way to finish the sweep
+        before_compute = isinstance(error, ValueError) and stored_chunks(store) == stored_before
+        print_error(f"Cannot run {config}:" if before_compute else f"The sweep {config} stopped:",
+                    error if isinstance(error, ValueError) else f"{type(error).__name__}: {error}")
+        written = len(stored_chunks(store))
+        if written:
+            print_error(f"{written} finished chunks are kept in {store}:",
+                        "run the same command with --resume to finish the sweep.")
+        raise typer.Exit(2 if before_compute else 1) from None
     if ds is None:
-        console.print(f"This process's chunks are written to {out}; the others are running.")
+        console.print(f"This process's chunks are written to {store}; the others are running.",
+                      markup=False)
         return
-    from ..dynamics.trajectory import STATUS
-
-    counts = {word: int((ds.status.values == code).sum()) for code, word in enumerate(STATUS)}
-    console.print(f"{cfg.grid.size} members in {time.perf_counter() - start:.1f} s "
-                  f"(compile {ds.attrs['compile_seconds']:.1f} s, run "
-                  f"{ds.attrs['run_seconds']:.1f} s, lockstep waste "
-                  f"{100 * ds.attrs['waste']:.0f}%); status: "
-                  + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
-    console.print(f"wrote {out}: the sweep's store; `ssm-jax plot {out}` draws figure F3")
+    console.print(_summary(ds, stored_before, time.perf_counter() - start), markup=False)
+    console.print(f"wrote {store}: the sweep's store; " + _next_step(ds, str(store)),
+                  markup=False)
 
 
 def plot(
-    store: Annotated[Path, typer.Argument(help="A finished sweep's store folder.")],
-    out: Annotated[Path | None, typer.Option(help="The figure's file (PNG).")] = None,
+    store: Annotated[Path, typer.Argument(help="A finished sweep's store folder.",
+                                          metavar="STORE")],
+    out: Annotated[str | None, typer.Option(
+        help=f"The figure's file (its suffix picks the format); default STORE/{F3_FILE}.",
+        metavar="FILE")] = None,
 ):
     """Figure F3: the learning-time ratio t_min/t_maj over (R, gamma), with the closed form
     the sweep recorded (`predicted_ratio`)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from .. import plots
+    from .. import _validate
+    from ..plots.style import check_figure_path, save
+    from ..plots.sweeps import learning_time_ratio_figure
     from ..sweeps.run import open_sweep
 
+    target = store / F3_FILE if out is None else Path(out)
+    try:  # before anything is read or drawn
+        if out is not None and not out.strip():
+            raise ValueError(f"`--out` = {out!r} is not allowed: expected a figure's file.")
+        check_figure_path("--out", target)
+        _validate.output_folder("--out", target.parent, files=(target.name,))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
     try:
         ds = open_sweep(store)
     except ValueError as error:
-        console.print(f"[red]Cannot plot {store}:[/red] {error}")
+        print_error(f"Cannot plot {store}:", error)
         raise typer.Exit(2) from None
-    out = store / "F3_learning_time_ratio.png" if out is None else out
     try:
-        fig = plots.learning_time_ratio_figure(ds)
+        fig = learning_time_ratio_figure(ds)
     except ValueError as error:
-        console.print(f"[red]Cannot draw F3 from {store}:[/red] {error}")
+        print_error(f"Cannot draw F3 from {store}:", error)
         raise typer.Exit(2) from None
-    plots.save(fig, out)
-    console.print(f"wrote {out}: figure F3, t_min/t_maj over (R, gamma) with the closed form")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, target)
+    console.print(f"wrote {target}: figure F3, t_min/t_maj over (R, gamma) with the closed "
+                  "form", markup=False)

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .. import analytic, losses
+from .. import _validate, analytic, losses
 from ..data.imbalance import StepImbalance, class_weights, label_matrix
 from ..dynamics.flow import gradient_flow
 from ..models import SSM, UFM
 from ..objective import Objective, TargetFit
-from ..results import trajectory_dataset
+from ..results import cf_attributes, trajectory_dataset
 
 RUNS = (("SSM", "square"), ("UFM", "square"), ("UFM", "cross_entropy"))
 """(model, loss) pairs: the SSM fits the re-weighted label matrix, the UFM weights its loss."""
@@ -30,7 +30,8 @@ RUNS = (("SSM", "square"), ("UFM", "square"), ("UFM", "cross_entropy"))
 class DemoConfig:
     """The demo's setting: a `StepImbalance` (num_classes, ratio, minority_size,
     majority_fraction), the weight powers gamma, the models' width `dim` and initial scale,
-    the flow's final time and number of saves, and the seed of the Gaussian starts."""
+    the flow's final time and number of saves, and the seed of the Gaussian starts; each
+    checked when the config is made."""
 
     num_classes: int = 10
     ratio: float = 10.0
@@ -43,10 +44,27 @@ class DemoConfig:
     num_saves: int = 200
     seed: int = 0
 
+    def __post_init__(self):
+        self.imbalance  # noqa: B018  (StepImbalance checks the counts' settings)
+        _validate.axis("powers", self.powers)
+        _validate.number("powers", self.powers)
+        _validate.integer("dim", self.dim, minimum=1)
+        _validate.number("init_scale", self.init_scale, low=0.0, low_open=True)
+        _validate.number("t1", self.t1, low=0.0, low_open=True)
+        _validate.integer("num_saves", self.num_saves, minimum=2)
+        _validate.integer("seed", self.seed, minimum=0)
+
     @property
     def imbalance(self) -> StepImbalance:
+        """The class counts as a `StepImbalance`."""
         return StepImbalance(self.num_classes, self.ratio, self.minority_size,
                              self.majority_fraction)
+
+    @property
+    def num_runs(self) -> int:
+        """How many gradient flows the demo integrates: every (model, loss) of `RUNS` at every
+        power."""
+        return len(RUNS) * len(self.powers)
 
 
 def _problem(config: DemoConfig, model_name: str, loss_name: str, power: float):
@@ -77,17 +95,19 @@ def _problem(config: DemoConfig, model_name: str, loss_name: str, power: float):
 
 def run_demo(config: DemoConfig = DemoConfig(),
              on_run: Callable[[str], None] | None = None) -> xr.Dataset:
-    """Runs every (model, loss) of `RUNS` for every power and stacks them along `run`.
+    """Runs every (model, loss) of `RUNS` for every power.
 
     **Arguments:**
 
     - `config`: the demo's settings.
     - `on_run`: called with a run's name ("SSM square gamma=1", say) after each run.
 
-    **Returns:** a dataset over (run, time, cls, mode) with the recorded metrics, measured and
-    predicted learning times, solver statistics and, for the SSM, the closed-form mode
-    strengths `analytic_mode_strength` (mode i is class i); `run` carries `model`, `loss` and
-    `power`.
+    **Returns:** a dataset over (model, loss, power, time, cls, mode), so that
+    `ds.sel(model="UFM", loss="square", power=1.0)` is one run, with the recorded metrics,
+    measured and predicted learning times, solver statistics and, for the SSM, the
+    closed-form mode strengths `analytic_mode_strength` (mode i is class i). The SSM fits a
+    target and has no cross-entropy run: its entries are NaN. The setting (`config` but the
+    powers) is in the attributes; every variable has CF-style attributes.
     """
     runs = []
     for model_name, loss_name in RUNS:
@@ -107,13 +127,22 @@ def run_demo(config: DemoConfig = DemoConfig(),
     spec = config.imbalance
     ds = xr.concat(runs, dim="run", data_vars="all", coords="different",
                    compat="equals", join="outer")
+    # One axis per setting; the (model, loss) pairs RUNS leaves out stay NaN.
+    ds = ds.set_index(run=["model", "loss", "power"]).unstack("run").reindex(
+        model=list(dict.fromkeys(m for m, _ in RUNS)),
+        loss=list(dict.fromkeys(loss for _, loss in RUNS)), power=list(config.powers))
+    ds = ds.transpose("model", "loss", "power", ...)
     # Majority classes by position, so that R = 1 still has two (equal) groups.
-    return ds.assign_coords(cls=np.arange(spec.num_classes), count=("cls", spec.counts),
-                            majority=("cls", np.arange(spec.num_classes) < spec.num_majority))
+    ds = ds.assign_coords(cls=np.arange(spec.num_classes), mode=np.arange(ds.sizes["mode"]),
+                          count=("cls", spec.counts),
+                          majority=("cls", np.arange(spec.num_classes) < spec.num_majority))
+    setting = {k: v for k, v in dataclasses.asdict(config).items() if k != "powers"}
+    return cf_attributes(ds.assign_attrs(setting))
 
 
 def learning_time_table(ds: xr.Dataset) -> list[dict]:
-    """Mean majority and minority learning times per run, measured and predicted.
+    """Mean majority and minority learning times per run, measured and predicted, in the
+    order of `RUNS` and the powers.
 
     **Arguments:**
 
@@ -125,16 +154,16 @@ def learning_time_table(ds: xr.Dataset) -> list[dict]:
     """
     rows = []
     majority = ds["majority"].values
-    for i in range(ds.sizes["run"]):
-        run = ds.isel(run=i)
-        row = {"model": str(run.model.values), "loss": str(run.loss.values),
-               "power": float(run.power.values)}
-        for source, name in (("measured", "learning_time"),
-                             ("predicted", "predicted_learning_time")):
-            times = run[name].values
-            t_maj, t_min = np.mean(times[majority]), np.mean(times[~majority])
-            row[f"{source}_majority"] = t_maj
-            row[f"{source}_minority"] = t_min
-            row[f"{source}_ratio"] = t_min / t_maj
-        rows.append(row)
+    for model, loss in RUNS:
+        for power in ds.power.values:
+            run = ds.sel(model=model, loss=loss, power=power)
+            row = {"model": model, "loss": loss, "power": float(power)}
+            for source, name in (("measured", "learning_time"),
+                                 ("predicted", "predicted_learning_time")):
+                times = run[name].values
+                t_maj, t_min = np.mean(times[majority]), np.mean(times[~majority])
+                row[f"{source}_majority"] = float(t_maj)
+                row[f"{source}_minority"] = float(t_min)
+                row[f"{source}_ratio"] = float(t_min / t_maj)
+            rows.append(row)
     return rows

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .. import analytic
+from .. import _validate, analytic
 from ..data.digits import DEFAULT_PAIR, digit_pair, step_imbalanced_digits
 from ..data.imbalance import class_weights
 from ..dynamics.network_training import (
@@ -35,6 +35,7 @@ from ..dynamics.network_training import (
 )
 from ..metrics.per_class import learning_time
 from ..models.networks import CNN, MLP
+from ..results import cf_attributes
 
 NETWORKS = {"mlp": MLP, "cnn": CNN}
 EXPERIMENTS = ("reweighting", "importance")
@@ -50,7 +51,8 @@ def _make_network(name: str, num_classes: int, batch_norm: bool):
 @dataclasses.dataclass(frozen=True)
 class ReweightingConfig:
     """Experiment A. Full batch SGD with momentum; `init_strength` is the a0 (target reading)
-    or z0 (loss reading) of the SSM/UFM prediction."""
+    or z0 (loss reading) of the SSM/UFM prediction. Each setting is checked when the config
+    is made."""
 
     networks: tuple[str, ...] = ("mlp", "cnn")
     ratio: float = 10.0
@@ -65,10 +67,20 @@ class ReweightingConfig:
     init_strength: float = 1e-2
     seed: int = 0
 
+    def __post_init__(self):
+        _validate.axis("networks", self.networks, NETWORKS)
+        _validate.axis("powers", self.powers)
+        _validate.number("powers", self.powers)
+        _validate.integer("num_seeds", self.num_seeds, minimum=1)
+        _validate.schedule(self.steps, self.record_every)
+        _check_training(self)
+        _validate.number("init_strength", self.init_strength, low=0.0, low_open=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class ImportanceConfig:
-    """Experiment B. Minibatch SGD with momentum; metrics recorded once per epoch."""
+    """Experiment B. Minibatch SGD with momentum; metrics recorded once per epoch. Each
+    setting is checked when the config is made."""
 
     network: str = "mlp"
     digits: tuple[int, int] = DEFAULT_PAIR
@@ -83,6 +95,25 @@ class ImportanceConfig:
     learning_rate: float = 0.05
     momentum: float = 0.9
     seed: int = 0
+
+    def __post_init__(self):
+        _validate.choice("network", self.network, NETWORKS)
+        for name in ("log2_weights", "l2", "batch_norm", "dropout"):
+            _validate.axis(name, getattr(self, name))
+        _validate.number("l2", self.l2, low=0.0)
+        _validate.number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _validate.integer("num_seeds", self.num_seeds, minimum=1)
+        _validate.integer("epochs", self.epochs, minimum=1)
+        _check_training(self)
+
+
+def _check_training(config) -> None:
+    """The optimizer's settings, shared by both experiments (the batch size against the
+    number of examples is checked where the data are made)."""
+    _validate.number("learning_rate", config.learning_rate, low=0.0, low_open=True)
+    _validate.number("momentum", config.momentum, low=0.0, high=1.0, high_open=True)
+    if config.batch_size is not None:
+        _validate.integer("batch_size", config.batch_size, minimum=1)
 
 
 QUICK_REWEIGHTING = ReweightingConfig(num_seeds=2, steps=150)
@@ -133,7 +164,8 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
     **Returns:** a dataset over (network, power, seed, step, cls | mode | group) with per-class
     train/test accuracy and loss, the feature spectrum, the learning steps of the majority
     and minority groups, their ratio, and `predicted_ratio` over (power, reading): the SSM
-    (target) and UFM (loss) prediction of t_minority / t_majority for the same counts.
+    (target) and UFM (loss) prediction of t_minority / t_majority for the same counts;
+    every variable has CF-style attributes.
     """
     split = step_imbalanced_digits(config.ratio, config.minority_size, seed=config.seed)
     data = NetworkData.from_split(split)
@@ -181,7 +213,7 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
     ds = ds.assign_coords(reading=["target (SSM)", "loss (UFM)"])
     ds.attrs.update(learning_step="first step at which (acc - 1/k) / (acc_final - 1/k) of the "
                     "group's mean test accuracy reaches 1/2", init_strength=config.init_strength)
-    return ds
+    return cf_attributes(ds)
 
 
 def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
@@ -194,7 +226,7 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
     **Returns:** a dataset over (batch_norm, l2, dropout, weight, seed, epoch) with
     `test_predicted_up` (.., cls): the fraction of each test class predicted as the weighted
     class, `probe_predicted_up` (.., probe_digit): the same for the eight other digits, and
-    `train_accuracy` (.., cls).
+    `train_accuracy` (.., cls); every variable has CF-style attributes.
     """
     split = digit_pair(config.digits, train_per_class=config.train_per_class, seed=config.seed)
     data = NetworkData.from_split(split)
@@ -232,13 +264,21 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
         epoch=np.arange(config.epochs + 1), cls=list(split.digits), probe_digit=probe_digits)
     ds.attrs.update(weighted_digit=int(split.digits[1]), other_digit=int(split.digits[0]),
                     steps_per_epoch=steps_per_epoch)
-    return ds
+    return cf_attributes(ds)
+
+
+def _mean_learned(values) -> float:
+    """The mean over the seeds whose groups were learned (not NaN); NaN if none was."""
+    values = np.asarray(values, dtype=float)
+    learned = values[~np.isnan(values)]
+    return float(learned.mean()) if learned.size else float("nan")
 
 
 def reweighting_table(ds: xr.Dataset) -> list[dict]:
     """Per network and gamma: mean learning steps of the majority and minority groups and
-    their ratio (mean over seeds), the SSM (target) and UFM (loss) predictions of that ratio,
-    and the groups' test accuracies at the fifth record and at the end.
+    their ratio (mean over the seeds where they were learned; NaN where none was), the SSM
+    (target) and UFM (loss) predictions of that ratio, and the groups' test accuracies at the
+    fifth record and at the end.
 
     **Arguments:**
 
@@ -257,9 +297,9 @@ def reweighting_table(ds: xr.Dataset) -> list[dict]:
             at_early = acc[:, ds.step.values == early][:, 0]
             rows.append({
                 "network": str(name), "gamma": float(power),
-                "t_maj": float(np.nanmean(steps[:, 0])),
-                "t_min": float(np.nanmean(steps[:, 1])),
-                "ratio": float(np.nanmean(one.learning_step_ratio.values)),
+                "t_maj": _mean_learned(steps[:, 0]),
+                "t_min": _mean_learned(steps[:, 1]),
+                "ratio": _mean_learned(one.learning_step_ratio.values),
                 "SSM": float(ds.predicted_ratio.sel(power=power).values[0]),
                 "UFM": float(ds.predicted_ratio.sel(power=power).values[1]),
                 f"maj@{early}": float(at_early[:, majority].mean()),

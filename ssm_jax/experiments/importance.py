@@ -29,7 +29,7 @@ docs/importance.md for the measured step counts:
   Newton iteration fails there. It uses Tsit5 at rtol = 1e-4, and with lambda > 0 it stops at
   a looser rest (rest_tol = 1e-2): an explicit solver at rest hovers at its stability limit
   with |grad| ~ 1e-3..1e-2 lambda, so some MLP runs with lambda > 0 end with status
-  "max_steps" (reported, their later saves left as the solver's inf).
+  "max_steps" (reported, their later saves NaN: they did not happen).
 
 Each model's batch runs `Flow.run` (the package's one integrator) under `vmap`, with a
 `SteadyState` event for the rest.
@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from .. import _validate
 from .._timing import timed_call
 from ..analytic.separable import max_margin
 from ..data.separable import (
@@ -62,6 +63,7 @@ from ..models.deep_linear import DeepLinear
 from ..models.linear import Linear
 from ..models.two_layer_relu import TwoLayerReLU
 from ..objective import Objective
+from ..results import cf_attributes
 
 TABLE_TIMES = (1e1, 1e3, 1e6, 1e9)
 """The times at which the table reports the fraction of the probe set predicted positive."""
@@ -102,6 +104,8 @@ class ImportanceConfig:
     - `depth`, `width`, `mlp_width`, `init_scale`: the deep linear model and the ReLU MLP.
     - `log10_t0`, `log10_t1`, `saves_per_decade`, `max_steps`: the log-spaced horizon.
     - `snapshot_times`, `grid_extent`, `grid_resolution`: the decision-boundary snapshots.
+
+    Each setting is checked when the config is made.
     """
 
     log2_weights: tuple[float, ...] = tuple(range(-8, 9, 2))
@@ -130,16 +134,25 @@ class ImportanceConfig:
     grid_resolution: int = 41
 
     def __post_init__(self):
-        if len(self.log2_weights) < 1 or len(self.seeds) < 1 or len(self.l2s) < 1:
-            raise ValueError("`log2_weights`, `seeds` and `l2s` need at least one value each.")
-        for field, names, allowed in (("models", self.models, MODELS),
-                                      ("losses", self.losses, LOSSES)):
-            for name in names:
-                if name not in allowed:
-                    raise ValueError(f"`{field}` entry {name!r} is not allowed: expected one "
-                                     f"of {', '.join(allowed)}.")
-        if any(lam < 0 for lam in self.l2s):
-            raise ValueError(f"`l2s` = {self.l2s} is not allowed: expected values >= 0.")
+        _validate.axis("models", self.models, MODELS)
+        _validate.axis("losses", self.losses, LOSSES)
+        for name in ("log2_weights", "l2s", "seeds", "snapshot_times"):
+            _validate.axis(name, getattr(self, name))
+        _validate.number("log2_weights", self.log2_weights)
+        _validate.number("l2s", self.l2s, low=0.0)
+        _validate.number("alpha", self.alpha, low=0.0, low_open=True)
+        for name in ("num_positive", "num_negative", "num_probe", "depth", "width",
+                     "mlp_width", "saves_per_decade", "max_steps"):
+            _validate.integer(name, getattr(self, name), minimum=1)
+        _validate.integer("grid_resolution", self.grid_resolution, minimum=2)
+        for name in ("spread", "init_scale", "grid_extent"):
+            _validate.number(name, getattr(self, name), low=0.0, low_open=True)
+        for name in ("separation", "gap"):
+            _validate.number(name, getattr(self, name), low=0.0)
+        _validate.number("rotation", self.rotation)
+        _validate.number("log10_t1", self.log10_t1, low=self.log10_t0, low_open=True)
+        _validate.number("snapshot_times", self.snapshot_times, low=0.0, low_open=True,
+                         high=10.0**self.log10_t1)
 
     @property
     def save_times(self) -> np.ndarray:
@@ -275,6 +288,8 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
     `compile_seconds` and `run_seconds` per model (one compiled call), the decision values
     `grid_outputs` on a 2-D grid at the `snapshot` times for seed 0, and seed 0's training
     data and augmented SVM direction (`svm_direction` over `feature` = x1, x2, bias).
+    Saves after a run stopped short (status max_steps) are NaN; every variable has CF-style
+    attributes.
     """
     ts = config.save_times
     data = {seed: problem_data(config, seed) for seed in config.seeds}
@@ -282,11 +297,15 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
     by_model = []
     for model_name in config.models:
         recorded, stats, history, (compile_s, run_s) = _run_model(config, model_name, data, ts)
-        variables = {name: (dims + ("time",) + (("cls",) if value.ndim == 6 else ()), value)
+        # The solver leaves the saves after a run stopped short (max_steps) as inf: they did
+        # not happen, so NaN.
+        variables = {name: (dims + ("time",) + (("cls",) if value.ndim == 6 else ()),
+                            np.where(np.isinf(value), np.nan, value))
                      for name, value in recorded.items()}
         variables.update({name: (dims, value) for name, value in stats.items()})
+        snapshots = _grid_snapshots(config, history, ts)
         variables["grid_outputs"] = (("loss", "log2_weight", "l2", "snapshot", "gy", "gx"),
-                                     _grid_snapshots(config, history, ts))
+                                     np.where(np.isinf(snapshots), np.nan, snapshots))
         variables["compile_seconds"] = ((), compile_s)
         variables["run_seconds"] = ((), run_s)
         by_model.append(xr.Dataset(variables))
@@ -305,7 +324,7 @@ def run_importance(config: ImportanceConfig = ImportanceConfig(),
                           time=ts, cls=["negative", "positive"],
                           snapshot=np.asarray(config.snapshot_times, dtype=float), gx=gx, gy=gy,
                           feature=["x1", "x2", "bias"])
-    return ds
+    return cf_attributes(ds)
 
 
 def fraction_table(ds: xr.Dataset, times=TABLE_TIMES, l2: float = 0.0) -> list[dict]:
@@ -319,7 +338,7 @@ def fraction_table(ds: xr.Dataset, times=TABLE_TIMES, l2: float = 0.0) -> list[d
     - `l2`: the L2 strength lambda, one of `ds`'s.
 
     **Returns:** one dict per (model, loss, weight): "model", "loss", "l2", "log2_weight" and
-    one "t=..." entry per time (not finite where the run stopped before it).
+    one "t=..." entry per time (NaN where the run stopped before it).
     """
     index = [int(np.argmin(np.abs(ds.time.values - t))) for t in times]
     rows = []
@@ -327,7 +346,7 @@ def fraction_table(ds: xr.Dataset, times=TABLE_TIMES, l2: float = 0.0) -> list[d
         for loss in ds.loss.values:
             for k in ds.log2_weight.values:
                 run = ds.sel(model=model, loss=loss, log2_weight=k, l2=l2)
-                values = run.probe_positive.mean("seed").values[index]
+                values = run.probe_positive.mean("seed", skipna=False).values[index]
                 row = {"model": str(model), "loss": str(loss), "l2": float(l2),
                        "log2_weight": float(k)}
                 row.update({f"t={t:.0e}": float(v) for t, v in zip(times, values, strict=True)})
