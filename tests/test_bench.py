@@ -1,6 +1,8 @@
 """The solver benchmarks: references against independent oracles, and the harness's counts,
 orders and compile-once promise."""
 
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -90,7 +92,7 @@ def test_implicit_solver_wins_on_the_stiff_problem(stiff):
     out of steps on the way to t = 1e8, where Kvaerno5 arrives in a few hundred."""
     [explicit] = work_precision(stiff, "Tsit5", [1e-3], max_steps=4096, min_seconds=0.0)
     [implicit] = work_precision(stiff, "Kvaerno5", [1e-5], max_steps=4096, min_seconds=0.0)
-    assert explicit["status"] == "max_steps" and explicit["error"] == float("inf")
+    assert explicit["status"] == "max_steps" and np.isnan(explicit["error"])  # no error: NaN
     assert implicit["status"] == "ok" and implicit["error"] < 1e-4
     assert implicit["vector_field_evals"] > implicit["steps"]  # Newton iterations counted
 
@@ -108,10 +110,16 @@ def test_float32_meets_round_off_at_tight_tolerances():
 
 
 def test_gd_converges_to_the_flow_at_first_order(ssm):
-    records = gd_vs_flow(ssm, (4, 16))
+    seen = []
+    records = gd_vs_flow(ssm, (4, 16), progress=seen.append)
+    assert seen == records  # one report per rung, as it ends
     assert 0.9 < convergence_order(records) < 1.1
     with pytest.raises(ValueError, match="evenly spaced"):
         gd_vs_flow(bench_problem("separable_logistic"), (2,))
+    with pytest.raises(ValueError, match=r"`steps_per_save` = 0 is not allowed: expected an "
+                                         r"integer >= 1"):
+        gd_vs_flow(ssm, (4, 0))
+
 
 
 def test_bad_names_are_refused(ssm):
@@ -127,6 +135,13 @@ def test_bad_names_are_refused(ssm):
         bench_problem("cifar")
 
 
+def _strict_json(path):
+    """The file's JSON, refusing NaN and Infinity (not JSON)."""
+    def refuse(constant):
+        raise AssertionError(f"{path.name} holds {constant}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_cli_bench_solvers(tmp_path):
     runner = CliRunner()
     bad = runner.invoke(app, ["bench", "solvers", "--out", str(tmp_path / "x"),
@@ -137,4 +152,55 @@ def test_cli_bench_solvers(tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("work_precision.csv", "work_precision.json", "F7_work_precision.png"):
         assert (tmp_path / name).stat().st_size > 0
+    records = _strict_json(tmp_path / "work_precision.json")
+    assert [r["rtol"] for r in records] == [1e-3, 1e-5, 1e-7]
+    assert [r["fixed_steps"] for r in records] == [0, 0, 0]
     assert jax.config.jax_enable_x64
+
+
+def test_cli_bench_solvers_reports_failed_runs(tmp_path, monkeypatch):
+    """A rung that did not finish gets a line as it ends, null in the JSON (never NaN or
+    Infinity), NaN in the CSV, and a mark in the figure."""
+    import ssm_jax.bench.solvers as bench_solvers
+
+    def fake(problems, solvers, dtypes, *, progress, **options):
+        records = []
+        for rtol, status in ((1e-3, "ok"), (1e-5, "max_steps")):
+            records.append({"problem": problems[0].name, "solver": "Tsit5", "kind": "explicit",
+                            "dtype": "float64", "rtol": rtol, "fixed_steps": 0,
+                            "error": 1e-4 if status == "ok" else float("nan"), "steps": 10,
+                            "rejected_steps": 0, "vector_field_evals": 60,
+                            "compile_seconds": 1.0, "run_seconds": 1e-3, "status": status})
+            progress(records[-1])
+        return records
+
+    monkeypatch.setattr(bench_solvers, "run_benchmark", fake)
+    out = tmp_path / "[red]bench"  # rich markup in a path is printed, not read
+    result = CliRunner().invoke(app, ["bench", "solvers", "--out", str(out), "--quick",
+                                      "--problem", "ssm_closed_form", "--solver", "Tsit5"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "ssm_closed_form: Tsit5 (float64), rtol 1e-05: max_steps after 10 steps" in text
+    assert "[red]bench" in result.output
+    records = _strict_json(out / "work_precision.json")
+    assert [r["error"] for r in records] == [1e-4, None]
+    assert ",nan," in (out / "work_precision.csv").read_text()
+
+
+def test_cli_bench_gd(tmp_path, monkeypatch):
+    """One line per rung, a table, the figure, and strict JSON; the default folder is
+    ssm-jax-out/bench."""
+    import ssm_jax.cli.bench as bench_cli
+
+    monkeypatch.setattr(bench_cli, "GD_PROBLEMS", ("ssm_closed_form",))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["bench", "gd", "--quick"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "ssm-jax-out" / "bench"
+    lines = [line for line in result.output.splitlines() if "GD eta =" in line]
+    assert len(lines) == 3 and all(line.endswith("(ok)") for line in lines)
+    for name in ("gd_vs_flow.csv", "gd_vs_flow.json", "gd_vs_flow.png"):
+        assert (out / name).stat().st_size > 0
+    records = _strict_json(out / "gd_vs_flow.json")
+    assert [r["method"] for r in records] == ["GD"] * 3
+    assert 0.9 < records[0]["fitted_order"] < 1.1

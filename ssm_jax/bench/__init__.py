@@ -9,6 +9,7 @@ from .problems import (
 )
 from .solvers import (
     SOLVERS as SOLVERS,
+    benchmark_size as benchmark_size,
     cost_to_reach as cost_to_reach,
     run_benchmark as run_benchmark,
     work_precision as work_precision,

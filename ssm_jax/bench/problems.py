@@ -46,11 +46,11 @@ class BenchProblem:
     stiff: bool = False
 
     def error(self, observed) -> float:
-        """max |observed - reference| / max |reference| over all save times (inf if the run
-        produced non-finite values)."""
+        """max |observed - reference| / max |reference| over all save times (NaN if the run
+        produced non-finite values: it did not reach them)."""
         observed = np.asarray(observed, dtype=np.float64)
         if not np.all(np.isfinite(observed)):
-            return float("inf")
+            return float("nan")
         return float(np.max(np.abs(observed - self.reference)) / np.max(np.abs(self.reference)))
 
 
@@ -75,7 +75,8 @@ def _tight_reference(model, objective, ts, observe, solver=None, rtol=1e-12, ato
     params, static = eqx.partition(model, eqx.is_inexact_array)
     dynamics = Flow(ts=ts, solver=solver or diffrax.Dopri8(), rtol=rtol, atol=atol,
                     max_steps=10**7)
-    recorded, _, stats = compiled_run(dynamics, params, static, objective, None, observe, False)
+    recorded, _, stats = compiled_run(dynamics, params, static, objective, None, observe, False,
+                                      {})
     if int(stats["status"]) != 0:
         raise RuntimeError("The reference solve did not finish: check the problem.")
     return np.asarray(recorded)

@@ -8,6 +8,7 @@ vector-field evaluations are counted (from the tableau for explicit Runge-Kutta 
 host callback in the vector field for the others, in a separate untimed run).
 """
 
+from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -99,7 +100,8 @@ def _timed_run(run, min_seconds):
 
 def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "float64",
                    max_steps: int = 2**16, precision: str = "highest",
-                   min_seconds: float = 0.05) -> list[dict]:
+                   min_seconds: float = 0.05,
+                   progress: Callable[[dict], None] | None = None) -> list[dict]:
     """One solver on one problem over a ladder.
 
     **Arguments:**
@@ -109,13 +111,14 @@ def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "
     - `ladder`: relative tolerances (rtol; atol = 1e-3 rtol), or numbers of steps over
       [ts[0], ts[-1]] for a fixed-step solver.
     - `dtype`: "float32" or "float64", the precision of the state and the times.
-    - `max_steps`: a run that needs more ends with status "max_steps" (and error inf).
+    - `max_steps`: a run that needs more ends with status "max_steps" (and error NaN).
     - `precision`: matmul precision ("highest": never TF32 or bf16 on accelerators).
     - `min_seconds`: repeat a fast run until this much time has passed; report the best.
+    - `progress`: called with each rung's record as soon as it is measured.
 
     **Returns:** one record (dict) per rung: problem, solver, kind, dtype, tolerance or step
-    count, error, steps, rejected steps, vector-field evaluations, compile and run seconds,
-    status.
+    count, error (NaN where the run did not finish: status not "ok"), steps, rejected steps,
+    vector-field evaluations, compile and run seconds, status.
     """
     if solver not in SOLVERS:
         raise ValueError(f"`solver` = {solver!r} is not allowed: choose from {list(SOLVERS)}.")
@@ -139,7 +142,7 @@ def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "
         dt0 = jnp.asarray(span / rung, jdtype) if kind == "fixed" else None
         dynamics = Flow(ts=ts, solver=method, stepsize_controller=controller, dt0=dt0,
                         max_steps=max_steps, precision=precision)
-        args = (dynamics, params, static, objective, None, problem.observe, False)
+        args = (dynamics, params, static, objective, None, problem.observe, False, {})
         with jax.default_matmul_precision(precision):
             (observed, _, stats), compile_s, run_s = _timed_run(
                 lambda a=args: compiled_run(*a), min_seconds)
@@ -153,11 +156,13 @@ def work_precision(problem: BenchProblem, solver: str, ladder, *, dtype: str = "
             "problem": problem.name, "solver": solver, "kind": kind, "dtype": dtype,
             "rtol": float(rung) if kind != "fixed" else float("nan"),
             "fixed_steps": int(rung) if kind == "fixed" else 0,
-            "error": problem.error(observed) if status == "ok" else float("inf"),
+            "error": problem.error(observed) if status == "ok" else float("nan"),
             "steps": steps, "rejected_steps": int(stats["num_rejected_steps"]),
             "vector_field_evals": evals, "compile_seconds": compile_s, "run_seconds": run_s,
             "status": status,
         })
+        if progress is not None:
+            progress(records[-1])
     return records
 
 
@@ -171,25 +176,41 @@ def default_ladder(kind: str, dtype: str, quick: bool = False):
     return ladder[:5:2] if quick else ladder
 
 
+def benchmark_size(num_problems: int, solvers, dtypes=("float64",), *, quick=False) -> int:
+    """How many rungs `run_benchmark` measures (for a progress bar's total)."""
+    return num_problems * sum(len(default_ladder(SOLVERS[s][1], d, quick))
+                              for s in solvers for d in dtypes)
+
+
 def run_benchmark(problems, solvers, dtypes=("float64",), *, quick=False, max_steps=2**16,
                   precision="highest", progress=None) -> list[dict]:
     """Every solver on every problem in every dtype, over the default ladders.
-    `progress(problem, solver, dtype)` is called before each pair."""
+
+    **Arguments:**
+
+    - `problems`: `BenchProblem`s.
+    - `solvers`: names from `SOLVERS`.
+    - `dtypes`: "float64" and/or "float32".
+    - `quick`, `max_steps`, `precision`: as in `default_ladder` and `work_precision`.
+    - `progress`: called with each rung's record as soon as it is measured.
+
+    **Returns:** the records of `work_precision`, every pair's joined.
+    """
     records = []
     for problem in problems:
         for dtype in dtypes:
             for solver in solvers:
-                if progress is not None:
-                    progress(problem.name, solver, dtype)
                 ladder = default_ladder(SOLVERS[solver][1], dtype, quick)
                 records += work_precision(problem, solver, ladder, dtype=dtype,
-                                          max_steps=max_steps, precision=precision)
+                                          max_steps=max_steps, precision=precision,
+                                          progress=progress)
     return records
 
 
 def cost_to_reach(records: list[dict], target: float) -> dict:
     """For each (problem, dtype, solver), the cheapest rung whose error is at most `target`:
-    {(problem, dtype, solver): record}; pairs that never reach it are absent."""
+    {(problem, dtype, solver): record}; pairs that never reach it (or only fail: NaN error)
+    are absent."""
     best = {}
     for r in records:
         key = (r["problem"], r["dtype"], r["solver"])

@@ -5,41 +5,58 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from .style import MAJORITY, MINORITY, weight_colors
+from .style import MAJORITY, MINORITY, imbalance_text, name_setting, setting, weight_colors
 
 
-def reweighting_figure(ds: xr.Dataset, network: str | None = None):
+def _training_text(ds: xr.Dataset) -> str:
+    """The optimizer's settings where `ds` records its configuration."""
+    names = (("learning_rate", "learning rate"), ("momentum", "momentum"),
+             ("batch_size", "batch size"))
+    return ", ".join(f"{label} {setting(ds, name)}" for name, label in names
+                     if setting(ds, name) is not None)
+
+
+def reweighting_figure(ds: xr.Dataset, networks=None):
     """Figure F6, left: majority vs minority test accuracy vs step (mean over seeds, band:
-    min to max) for each gamma, and the measured vs predicted ratio of learning steps.
+    min to max), one row per network and one column per gamma, and the measured vs predicted
+    ratio of learning steps of every network; the setting as its title.
 
     **Arguments:**
 
     - `ds`: a dataset from `experiments.digits.run_reweighting`.
-    - `network`: whose accuracy curves to show ("mlp" or "cnn"); default the first. The
-      ratio panel shows every network.
+    - `networks`: whose accuracy curves to show ("mlp", "cnn"), one row each; default every
+      network in `ds`. The ratio panel shows every network.
 
     **Returns:** the matplotlib figure.
     """
-    net = ds.sel(network=network or str(ds.network.values[0]))
-    powers = net.power.values
-    fig, axes = plt.subplots(1, len(powers) + 1, figsize=(3.3 * (len(powers) + 1), 3.2),
-                             layout="constrained")
-    majority = net.majority.values
-    steps = net.step.values
-    for ax, power in zip(axes, powers, strict=False):
-        acc = net.test_accuracy.sel(power=power).values
-        for mask, color, label in ((majority, MAJORITY, "majority"),
-                                   (~majority, MINORITY, "minority")):
-            group = acc[..., mask].mean(-1)
-            ax.plot(steps, group.mean(0), color=color, label=label)
-            ax.fill_between(steps, group.min(0), group.max(0), color=color, alpha=0.2, lw=0)
-        ax.set_title(f"{str(net.network.values).upper()}, gamma = {power:g}"
-                     + (" (ERM)" if power == 0 else ""), fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylim(0, 1)
-    axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize=8, loc="lower right")
-    ax = axes[-1]
+    names = [str(n) for n in (ds.network.values if networks is None else networks)]
+    powers = ds.power.values
+    fig = plt.figure(figsize=(3.3 * (len(powers) + 1), 2.6 * len(names) + 0.5),
+                     layout="constrained")
+    grid = fig.add_gridspec(len(names), len(powers) + 1)
+    majority = ds.majority.values
+    steps = ds.step.values
+    for row, name in enumerate(names):
+        net = ds.sel(network=name)
+        for col, power in enumerate(powers):
+            ax = fig.add_subplot(grid[row, col])
+            acc = net.test_accuracy.sel(power=power).values
+            for mask, color, label in ((majority, MAJORITY, "majority"),
+                                       (~majority, MINORITY, "minority")):
+                group = acc[..., mask].mean(-1)
+                ax.plot(steps, group.mean(0), color=color, label=label)
+                ax.fill_between(steps, group.min(0), group.max(0), color=color, alpha=0.2,
+                                lw=0)
+            ax.set_title(f"{name.upper()}, gamma = {power:g}" + (" (ERM)" if power == 0
+                                                                  else ""), fontsize=9)
+            ax.set_ylim(0, 1)
+            if col == 0:
+                ax.set_ylabel("test accuracy")
+            if row == len(names) - 1:
+                ax.set_xlabel("step")
+            if row == col == 0:
+                ax.legend(fontsize=8, loc="lower right")
+    ax = fig.add_subplot(grid[:, -1])
     for j, name in enumerate(ds.network.values):
         ratio = ds.learning_step_ratio.sel(network=name).values
         ax.errorbar(powers + 0.03 * j, np.nanmean(ratio, -1), yerr=np.nanstd(ratio, -1),
@@ -51,13 +68,19 @@ def reweighting_figure(ds: xr.Dataset, network: str | None = None):
     ax.set_xlabel("gamma")
     ax.set_ylabel("t_minority / t_majority")
     ax.legend(fontsize=7)
+    strength = setting(ds, "init_strength")
+    name_setting(fig, "digits, class weights omega_c ~ n_c^-gamma",
+                 imbalance_text(ds["count"].values) + f" train images, {ds.seed.size} seeds",
+                 _training_text(ds),
+                 None if strength is None else f"prediction at init strength {strength:g}")
     return fig
 
 
 def importance_figure(ds: xr.Dataset):
     """Figure F6, right: the fraction of images predicted as the weighted digit vs epoch,
     one row per regularizer switched on alone, one color per weight; left column the test
-    images of both digits, right column the eight out-of-distribution digits.
+    images of both digits, right column the eight out-of-distribution digits; the setting
+    (the network where `ds` records it) as its title.
 
     **Arguments:**
 
@@ -74,7 +97,7 @@ def importance_figure(ds: xr.Dataset):
     if ds.dropout.size > 1:
         rows.append((f"dropout {ds.dropout.values.max():g}",
                      {**base, "dropout": ds.dropout.values.max()}))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(7.6, 2.1 * len(rows)), sharex=True,
+    fig, axes = plt.subplots(len(rows), 2, figsize=(7.6, 2.1 * len(rows) + 0.4), sharex=True,
                              sharey=True, squeeze=False, layout="constrained")
     colors = weight_colors(ds.weight.size)
     epochs = ds.epoch.values
@@ -98,4 +121,11 @@ def importance_figure(ds: xr.Dataset):
     axes[-1, 0].set_xlabel("epoch + 1")
     axes[-1, 1].set_xlabel("epoch + 1")
     axes[0, 0].legend(fontsize=6, ncol=2, loc="lower right")
+    network = setting(ds, "network")
+    per_class = setting(ds, "train_per_class")
+    name_setting(fig, f"{'network' if network is None else str(network).upper()}, digits "
+                 f"{ds.attrs['other_digit']} vs {digit}, importance weight w on the {digit}s",
+                 None if per_class is None else f"{per_class} train images per digit",
+                 f"{ds.seed.size} seed{'s' if ds.seed.size > 1 else ''}, "
+                 f"{ds.attrs['steps_per_epoch']} steps per epoch", _training_text(ds))
     return fig

@@ -2,18 +2,43 @@
 time and the angle to the max-margin direction, from `experiments.importance.run_importance`'s
 dataset."""
 
+from matplotlib.lines import Line2D
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import xarray as xr
 
-from .style import weight_colors
+from .style import MAJORITY, MINORITY, name_setting, setting, weight_colors
+
+
+def _weight_handles(colors, weights) -> list[Line2D]:
+    """One legend entry per importance weight w = 2^k, in its colour."""
+    return [Line2D([], [], color=c, lw=1.2, label=f"w = 2^{k:+g}")
+            for c, k in zip(colors, weights, strict=True)]
+
+
+def _loss_text(ds: xr.Dataset, loss: str) -> str:
+    """The loss in words, with the tail exponent alpha of the polynomial loss where `ds`
+    records it."""
+    alpha = setting(ds, "alpha")
+    if loss == "polynomial" and alpha is not None:
+        return f"polynomial loss (alpha = {float(alpha):g})"
+    return f"{loss} loss"
+
+
+def _data_text(ds: xr.Dataset) -> str:
+    """The training set: how many points per class, and over which seeds."""
+    labels = ds.labels.values
+    seeds = ds.seed.values
+    return (f"{int((labels > 0).sum())} positive + {int((labels < 0).sum())} negative points, "
+            f"seed{'s' if seeds.size > 1 else ''} {', '.join(map(str, seeds))}")
 
 
 def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
                       log2_weights=None, models=("linear", "mlp")):
     """Figure F4: decision boundaries f = 0 of seed 0 at the snapshot times, one color per
     weight (the SVM's boundary dashed), and the fraction of the probe set predicted positive
-    against time, one row per model.
+    against time, one row per model; the setting as its title.
 
     **Arguments:**
 
@@ -30,7 +55,7 @@ def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
     colors = weight_colors(len(weights))
     snaps = ds.snapshot.values
     fig, axes = plt.subplots(len(models), len(snaps) + 1, squeeze=False, layout="constrained",
-                             figsize=(2.7 * (len(snaps) + 1) + 1.0, 2.7 * len(models)))
+                             figsize=(2.7 * (len(snaps) + 1) + 1.6, 2.7 * len(models) + 0.4))
     X, y = ds.inputs.values, ds.labels.values
     w_svm = ds.svm_direction.values
     xs = np.array([ds.gx.values[0], ds.gx.values[-1]])
@@ -38,31 +63,48 @@ def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
         run = ds.sel(model=model, loss=loss, l2=l2)
         for col, t in enumerate(snaps):
             ax = axes[row, col]
-            ax.scatter(*X[y > 0].T, s=8, color="tab:red")
-            ax.scatter(*X[y < 0].T, s=8, color="tab:blue")
+            ax.scatter(*X[y > 0].T, s=8, color=MINORITY)
+            ax.scatter(*X[y < 0].T, s=8, color=MAJORITY)
             ax.plot(xs, -(w_svm[0] * xs + w_svm[2]) / w_svm[1], "k--", lw=1)
             for color, k in zip(colors, weights, strict=True):
                 values = run.grid_outputs.sel(log2_weight=k, snapshot=t).values
                 if values.min() < 0 < values.max():
                     ax.contour(ds.gx.values, ds.gy.values, values, levels=[0.0],
                                colors=[color], linewidths=1.2)
-            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), xticks=[], yticks=[],
+            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), aspect="equal",
                    title=f"{model}, t = {t:.0e}")
+            ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
+            ax.tick_params(labelsize=7)
+            ax.title.set_fontsize(9)
+        axes[row, 0].set_ylabel("x2")
         ax = axes[row, -1]
         t = ds.time.values[1:]
         for color, k in zip(colors, weights, strict=True):
             frac = run.probe_positive.sel(log2_weight=k).mean("seed").values[1:]
-            ax.semilogx(t, frac, color=color, label=f"{k:+g}")
-        ax.set(ylim=(0, 1), xlabel="time t", ylabel="fraction predicted positive",
-               title=f"{loss}, lambda = {l2:g}")
-    axes[0, -1].legend(title="log2 weight", fontsize=6, title_fontsize=7, ncol=2)
+            ax.semilogx(t, frac, color=color)
+        ax.set(ylim=(0, 1), ylabel="fraction predicted positive")
+        ax.set_title("held-out probe set", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1, :-1]:
+        ax.set_xlabel("x1")
+    axes[-1, -1].set_xlabel("time t")
+    handles = _weight_handles(colors, weights) + [
+        Line2D([], [], color="k", ls="--", lw=1, label="SVM boundary\n(max margin)"),
+        Line2D([], [], color=MINORITY, marker="o", ls="", ms=3, label="positive"),
+        Line2D([], [], color=MAJORITY, marker="o", ls="", ms=3, label="negative")]
+    fig.legend(handles=handles, loc="outside right center", fontsize=7)
+    name_setting(fig, "importance weight w on the positive class",
+                 f"{_loss_text(ds, loss)}, lambda = {l2:g}", _data_text(ds),
+                 "boundaries f = 0 of seed 0")
     return fig
 
 
 def direction_error_figure(ds: xr.Dataset, loss: str = "logistic",
                            models=("linear", "deep_linear")):
     """Figure F5: the angle to the max-margin direction against time, log-log, one color per
-    weight and one line style per lambda, with a 1/log t reference.
+    weight (legend at the right) and one line style per lambda, with a 1/log t reference;
+    the setting as its title.
 
     **Arguments:**
 
@@ -77,7 +119,7 @@ def direction_error_figure(ds: xr.Dataset, loss: str = "logistic",
     colors = weight_colors(len(weights))
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, len(models), squeeze=False, layout="constrained",
-                             figsize=(4.8 * len(models), 3.8), sharey=True)
+                             figsize=(4.8 * len(models) + 1.2, 4.0), sharey=True)
     t = ds.time.values[1:]
     for ax, model in zip(axes[0], models, strict=True):
         for style, lam in zip(styles, ds.l2.values, strict=False):
@@ -89,7 +131,12 @@ def direction_error_figure(ds: xr.Dataset, loss: str = "logistic",
         late = t > 10.0
         ax.loglog(t[late], 1.0 / np.log(t[late]), color="k", lw=0.8, alpha=0.6,
                   label="1 / log t")
-        ax.set(xlabel="time t", title=f"{model}, {loss} loss")
+        ax.set(xlabel="time t")
+        ax.set_title(model, fontsize=9)
         ax.legend(fontsize=7, loc="lower left")
     axes[0, 0].set_ylabel("angle to the SVM direction (rad)")
+    fig.legend(handles=_weight_handles(colors, weights), loc="outside right center",
+               fontsize=7, title="weight", title_fontsize=7)
+    name_setting(fig, "importance weight w on the positive class", _loss_text(ds, loss),
+                 _data_text(ds) + (" (mean)" if ds.seed.size > 1 else ""))
     return fig

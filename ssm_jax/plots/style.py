@@ -1,6 +1,10 @@
-"""What every figure shares: the group colours, the colours of importance weights, and how a
-figure is written to disk."""
+"""What every figure shares: the group colours, the colours of importance weights, the line
+that names a figure's setting, and how a figure is written to disk."""
 
+import json
+from pathlib import Path
+
+from matplotlib.backend_bases import FigureCanvasBase
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -20,8 +24,81 @@ def weight_colors(count: int) -> np.ndarray:
     return plt.cm.coolwarm(np.linspace(0.0, 1.0, count))
 
 
+def figure_formats() -> list[str]:
+    """The file suffixes matplotlib can write a figure to, without the dot ("png", "pdf",
+    "svg", ...)."""
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_figure_path(name: str, path) -> Path:
+    """Checks, before anything is drawn, that a figure can be written to `path`: its suffix
+    is a format matplotlib writes and it is not a folder.
+
+    **Arguments:**
+
+    - `name`: the parameter that gave the path (e.g. "--out" or "path"), for the message.
+    - `path`: the figure's file.
+
+    **Returns:** `path` as a `Path`; a `ValueError` naming `name`, the path and the allowed
+    suffixes if it cannot be written.
+    """
+    path = Path(path)
+    formats = figure_formats()
+    if path.suffix.lower().removeprefix(".") not in formats:
+        raise ValueError(f"`{name}` = '{path}' is not allowed: a figure's file must end in one "
+                         f"of {', '.join('.' + f for f in formats)}.")
+    if path.is_dir():
+        raise ValueError(f"`{name}` = '{path}' is not allowed: it is a folder; expected a "
+                         "figure's file.")
+    return path
+
+
+def setting(ds, name: str, default=None):
+    """One setting of the run that made `ds`: the attribute `name`, or the entry `name` of
+    the JSON configuration that `results.write_netcdf` stores in `attrs["config"]`.
+
+    **Arguments:**
+
+    - `ds`: a result dataset.
+    - `name`: the setting, as the experiment's configuration names it.
+    - `default`: returned where `ds` does not record it.
+
+    **Returns:** the setting's value, or `default`.
+    """
+    if name in ds.attrs:
+        return ds.attrs[name]
+    try:
+        config = json.loads(ds.attrs.get("config", "{}"))
+    except (TypeError, ValueError):  # not JSON: no setting to read
+        return default
+    return config.get(name, default) if isinstance(config, dict) else default
+
+
+def imbalance_text(counts) -> str:
+    """The class counts in the field's words: "k = 10, R = 10, n_min = 10 (n = 550)"."""
+    counts = np.asarray(counts)
+    return (f"k = {counts.size}, R = {counts.max() / counts.min():g}, "
+            f"n_min = {int(counts.min())} (n = {int(counts.sum())})")
+
+
+def name_setting(fig, *parts: str) -> None:
+    """Writes a figure's setting as its title, the parts joined by "; " (empty parts left
+    out).
+
+    **Arguments:**
+
+    - `fig`: a matplotlib figure.
+    - `parts`: phrases that name the setting, e.g. `imbalance_text(counts)`.
+
+    **Returns:** nothing.
+    """
+    fig.suptitle("; ".join(p for p in parts if p), fontsize=9)
+
+
 def save(fig, path, dpi: int = 110) -> None:
-    """Saves a figure compactly and closes it.
+    """Saves a figure compactly and closes it. The path is checked first
+    (`check_figure_path`), so that a suffix matplotlib cannot write fails before the
+    figure is rendered.
 
     **Arguments:**
 
@@ -29,7 +106,9 @@ def save(fig, path, dpi: int = 110) -> None:
     - `path`: the file to write; its suffix picks the format.
     - `dpi`: dots per inch.
 
-    **Returns:** nothing; `fig` is closed.
+    **Returns:** nothing; `fig` is closed (also when the path is refused).
     """
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        fig.savefig(check_figure_path("path", path), dpi=dpi)
+    finally:
+        plt.close(fig)

@@ -7,6 +7,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from .style import name_setting
+
+
+def f3_missing(ds: xr.Dataset) -> str | None:
+    """What a sweep's dataset lacks for figure F3, or None where F3 can be drawn from it.
+
+    **Arguments:**
+
+    - `ds`: a sweep's dataset (`ssm_jax.sweep`, `ssm_jax.open_sweep`).
+
+    **Returns:** a phrase that completes "F3 needs ...", or None.
+    """
+    axes = ", ".join(d for d in ds.dims if d not in ("time", "cls", "mode", "chunk"))
+    for needed in ("ratio", "power"):
+        if needed not in ds.dims:
+            return f"a sweep over `{needed}` (this one has axes {axes})"
+    if "cls" not in ds.coords or not {"majority", "minority"} <= set(ds.cls.values.tolist()):
+        return "class groups 'majority' and 'minority' (class_groups)"
+    if "predicted_ratio" not in ds:
+        return ("the closed form `predicted_ratio` in the dataset: sweeps from a configuration "
+                "record it; otherwise pass `predict` to sweep")
+    measured = ds.learning_time.sel(cls="minority") / ds.learning_time.sel(cls="majority")
+    if not np.isfinite(measured.values).any():
+        return ("members that learn both groups: none reached half-way (progress 1/2) in both "
+                "before the end of its run; run longer (t1, or more steps)")
+    return None
+
 
 def learning_time_ratio_figure(ds: xr.Dataset):
     """Figure F3: t_min / t_maj against the imbalance ratio R, one line per gamma (mean over
@@ -19,17 +46,12 @@ def learning_time_ratio_figure(ds: xr.Dataset):
       and the closed form `predicted_ratio` over its axes (configured sweeps record it;
       elsewhere pass `sweep(predict=...)`); NaN where there is none (cross-entropy).
 
-    **Returns:** the matplotlib figure.
+    **Returns:** the matplotlib figure; a `ValueError` saying what `ds` lacks otherwise
+    (`f3_missing`).
     """
-    for needed in ("ratio", "power"):
-        if needed not in ds.dims:
-            raise ValueError(f"F3 needs a sweep over `{needed}`; this one has axes "
-                             f"{', '.join(d for d in ds.learning_time.dims if d != 'cls')}.")
-    if "cls" not in ds.coords or not {"majority", "minority"} <= set(ds.cls.values.tolist()):
-        raise ValueError("F3 needs class_groups with 'majority' and 'minority'.")
-    if "predicted_ratio" not in ds:
-        raise ValueError("F3 needs the closed form `predicted_ratio` in the dataset: sweeps "
-                         "from a configuration record it; otherwise pass `predict` to sweep.")
+    missing = f3_missing(ds)
+    if missing is not None:
+        raise ValueError(f"F3 needs {missing}.")
     measured = ds.learning_time.sel(cls="minority") / ds.learning_time.sel(cls="majority")
     predicted = ds.predicted_ratio
     if "seed" in measured.dims:
@@ -40,8 +62,9 @@ def learning_time_ratio_figure(ds: xr.Dataset):
         spread = (measured, measured)
     others = [d for d in measured.dims if d not in ("ratio", "power")]
     panels = [{}] if not others else [{others[0]: v} for v in measured[others[0]].values[:4]]
-    metadata = json.loads(ds.attrs.get("config", "{}")).get("metadata") or {}
-    model = metadata.get("problem", {}).get("model", "model").upper()
+    config = json.loads(ds.attrs.get("config", "{}"))
+    problem = (config.get("metadata") or {}).get("problem", {})
+    model = problem.get("model", "model").upper()
     powers = measured.power.values
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(powers)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False,
@@ -70,4 +93,21 @@ def learning_time_ratio_figure(ds: xr.Dataset):
     if drew_closed_form:
         axes[0, 0].plot([], [], "k--", lw=0.9, label="closed form")
     axes[0, 0].legend(fontsize=7, loc="best")
+    name_setting(fig, *_settings(problem, config.get("dynamics") or {}, ds))
     return fig
+
+
+def _settings(problem: dict, dynamics: dict, ds: xr.Dataset) -> list[str]:
+    """The phrases that name F3's setting: the problem's fixed settings, the dynamics, and
+    what the lines average."""
+    fixed = ", ".join(f"{k} = {v}" for k, v in problem.items() if k != "model")
+    if dynamics.get("kind") == "flow":
+        run = f"gradient flow to t1 = {dynamics['t1']:g} ({dynamics.get('solver')})"
+    elif dynamics.get("kind") == "train":
+        run = f"{dynamics.get('optimizer')}, {dynamics['steps']} steps"
+        run += "" if dynamics.get("batch_size") is None else f", batch {dynamics['batch_size']}"
+    else:
+        run = ""
+    seeds = (f"mean over {ds.sizes['seed']} seeds (band: min to max)" if "seed" in ds.dims
+             else "")
+    return [fixed, run, seeds]
