@@ -79,6 +79,17 @@ class AbstractLoss(eqx.Module):
         """
 
     @abc.abstractmethod
+    def check_outputs(self, shape: tuple[int, ...], num_classes: int) -> None:
+        """Checks the shape of a model's outputs against the loss's convention, raising a
+        `ValueError` that names both on any other.
+
+        **Arguments:**
+
+        - `shape`: the outputs' shape, one row per example.
+        - `num_classes`: k, as `check_labels` returned it.
+        """
+
+    @abc.abstractmethod
     def class_index(self, labels: Array) -> Int[Array, " n"]:
         """The class 0..k-1 of each label, as the per-class metrics index it; -1 for padding."""
 
@@ -115,6 +126,12 @@ class AbstractClassLoss(AbstractLoss):
         _validate.integer("num_classes", num_classes, minimum=2)
         _validate.labels("labels", labels, num_classes)
         return num_classes
+
+    def check_outputs(self, shape, num_classes):
+        if len(shape) != 2 or shape[1] != num_classes:
+            raise ValueError(f"`model` gives outputs of shape {tuple(shape)}, but the labels "
+                             f"have {num_classes} classes: a class loss needs logits (n, "
+                             f"{num_classes}), one column per class.")
 
     def class_index(self, labels):
         return labels
@@ -191,6 +208,11 @@ class AbstractMarginLoss(AbstractLoss):
                              "needs labels in {-1, +1}.")
         return 2
 
+    def check_outputs(self, shape, num_classes):
+        if len(shape) not in (1, 2) or shape[1:] not in ((), (1,)):
+            raise ValueError(f"`model` gives outputs of shape {tuple(shape)}, but a margin loss "
+                             "needs one output per example: (n,) or (n, 1).")
+
     def class_index(self, labels):
         return jnp.where(labels == 0, -1, jnp.where(labels > 0, 1, 0))
 
@@ -231,10 +253,13 @@ class PolynomialTail(AbstractMarginLoss):
     - `alpha`: the tail's exponent, > 0; an array leaf, so a sweep over it compiles once.
     """
 
-    alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+    alpha: Float[Array, ""]
 
-    def __check_init__(self):
-        _validate.number("alpha", self.alpha, low=0.0, low_open=True)
+    def __init__(self, alpha=1.0):
+        _validate.number("alpha", alpha, low=0.0, low_open=True)
+        if np.ndim(alpha):
+            raise ValueError(f"`alpha` has shape {np.shape(alpha)}, expected a scalar.")
+        self.alpha = jnp.asarray(alpha)
 
     def of_margin(self, m):
         logistic = jnp.logaddexp(0.0, -m) / jnp.logaddexp(0.0, -1.0)

@@ -25,7 +25,7 @@ from . import _validate
 from .data.imbalance import check_class_weights
 from .losses import AbstractLoss, correct_class_outputs, l2_penalty
 from .metrics.per_class import class_means, mode_strengths
-from .models import AbstractModel
+from .models import AbstractModel, output_shape
 
 
 class AbstractObjective(eqx.Module):
@@ -36,7 +36,8 @@ class AbstractObjective(eqx.Module):
     - `labels`: one label per example (or per target column), (n,);
     - `num_classes`: k, a static integer;
     - `__call__(model)`: the value that gradient flow and the optimizers descend;
-    - `metrics(model)`: what a trajectory records, by default.
+    - `metrics(model)`: what a trajectory records, by default;
+    - `check_model(model)`: whether a model's outputs fit the objective, from shapes alone.
 
     Every numeric field should be an array leaf, so that objectives differing only in numbers
     share one compilation.
@@ -66,6 +67,17 @@ class AbstractObjective(eqx.Module):
 
         **Returns:** a dict of per-class arrays of shape (k,) (`class_accuracy`, `class_loss`,
         `class_output`, `class_progress`) and scalars (`loss`).
+        """
+
+    @abc.abstractmethod
+    def check_model(self, model: AbstractModel) -> None:
+        """Checks that `model`'s outputs fit this objective (one row per example, the columns
+        the loss reads), from shapes alone: nothing is computed, and abstract values (under
+        `jax.eval_shape`) pass. Raises a `ValueError` naming both counts otherwise.
+
+        **Arguments:**
+
+        - `model`: the model to check.
         """
 
 
@@ -115,6 +127,9 @@ class Objective(AbstractObjective):
             raise ValueError(f"`loss` = {loss!r} is not allowed: expected an AbstractLoss such "
                              "as ssm_jax.losses.square or ssm_jax.losses.cross_entropy.")
         labels_np = np.asarray(labels)
+        if labels_np.shape[:1] == (0,):
+            raise ValueError(f"`labels` has shape {labels_np.shape}: expected at least one "
+                             "example.")
         num_classes = loss.check_labels(labels_np, num_classes)
         n = labels_np.shape[0]
         self.labels = jnp.asarray(labels_np)
@@ -128,10 +143,15 @@ class Objective(AbstractObjective):
             _validate.shape("example_weights", example_weights, (n,), "one weight per example")
             _validate.number("example_weights", example_weights, low=0.0)
             q = q * jnp.asarray(example_weights)
+        if _validate.is_concrete(q) and not np.any(np.asarray(q) > 0):
+            raise ValueError("The example weights (`class_weights` times `example_weights`) "
+                             "are all zero: at least one example needs a positive weight.")
         self.example_weights = q
-        if inputs is not None and np.shape(inputs)[0] != n:
-            raise ValueError(f"`inputs` has {np.shape(inputs)[0]} rows, expected one per "
-                             f"label ({n}).")
+        if inputs is not None:
+            if np.ndim(inputs) < 1 or np.shape(inputs)[0] != n:
+                raise ValueError(f"`inputs` has shape {np.shape(inputs)}, expected one row per "
+                                 f"label ({n}, ...).")
+            _validate.number("inputs", inputs)
         self.inputs = None if inputs is None else jnp.asarray(inputs)
         self.l2 = _check_l2(l2)
         self.num_examples = jnp.asarray(n, dtype=q.dtype)
@@ -139,6 +159,15 @@ class Objective(AbstractObjective):
     def __call__(self, model):
         data_fit = jnp.sum(self.example_weights * self.loss(model(self.inputs), self.labels))
         return data_fit / self.num_examples + self.l2 * l2_penalty(model)
+
+    def check_model(self, model):
+        shape = output_shape(model, self.inputs)
+        n = self.labels.shape[0]
+        if shape[:1] != (n,):
+            raise ValueError(f"`model` gives outputs for {shape[0] if shape else 0} examples "
+                             f"(shape {shape}), but the objective has {n} labels: expected one "
+                             "row of outputs per label.")
+        self.loss.check_outputs(shape, self.num_classes)
 
     def metrics(self, model):
         outputs = model(self.inputs)
@@ -162,6 +191,10 @@ class Objective(AbstractObjective):
         **Returns:** an `Objective` of the same shapes with re-scaled example weights.
         """
         n = self.labels.shape[0]
+        batch_size = _validate.integer("batch_size", batch_size, minimum=1)
+        if batch_size > n:
+            raise ValueError(f"`batch_size` = {batch_size} is not allowed: expected "
+                             f"1 <= batch_size <= n = {n}, the number of examples.")
         chosen = jax.random.permutation(key, n)[:batch_size]
         scale = jnp.zeros(n, self.example_weights.dtype).at[chosen].set(n / batch_size)
         return eqx.tree_at(lambda o: o.example_weights, self, self.example_weights * scale)
@@ -190,8 +223,9 @@ class TargetFit(AbstractObjective):
     num_classes: int = eqx.field(static=True)
 
     def __init__(self, target, labels=None, num_examples=None, l2=0.0, modes=None):
-        if jnp.ndim(target) != 2:
-            raise ValueError(f"`target` must be a matrix (k, m), got shape {jnp.shape(target)}.")
+        if jnp.ndim(target) != 2 or 0 in jnp.shape(target):
+            raise ValueError(f"`target` has shape {jnp.shape(target)}, expected a matrix (k, m) "
+                             "with k, m >= 1.")
         _validate.number("target", target)
         k, m = jnp.shape(target)
         self.target = jnp.asarray(target, dtype=jnp.result_type(float))
@@ -210,6 +244,9 @@ class TargetFit(AbstractObjective):
         if modes is None:
             U, s, Vt = jnp.linalg.svd(self.target, full_matrices=False)
             modes = (U, s, Vt.T)
+        if not isinstance(modes, (tuple, list)) or len(modes) != 3:
+            raise ValueError(f"`modes` = {modes!r} is not allowed: expected the triplets "
+                             "(U, s, V), e.g. analytic.class_modes(counts).")
         U, s, V = modes
         _validate.shape("modes[0]", U, (k, jnp.shape(s)[0]), "U, one column per mode")
         _validate.shape("modes[2]", V, (m, jnp.shape(s)[0]), "V, one column per mode")
@@ -218,6 +255,14 @@ class TargetFit(AbstractObjective):
     def __call__(self, model):
         residual = model().T - self.target
         return 0.5 * jnp.sum(residual**2) / self.num_examples + self.l2 * l2_penalty(model)
+
+    def check_model(self, model):
+        shape = output_shape(model)
+        k, m = self.target.shape
+        if shape != (m, k):
+            raise ValueError(f"`model` gives outputs of shape {shape}, but the target has "
+                             f"shape ({k}, {m}): expected outputs ({m}, {k}), one row per "
+                             f"target column ({m}) and one column per target row ({k}).")
 
     def metrics(self, model):
         Z = model().T

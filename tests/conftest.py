@@ -1,4 +1,38 @@
+import os
+from pathlib import Path
+import shutil
+import tempfile
+
 import jax
+import pytest
 
 # Oracles are checked to tight tolerances: every test runs in float64.
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_files_left_behind(tmp_path_factory):
+    """Fails the run if a test leaves an `ssm_jax_*` entry in the temporary directory.
+
+    The session gets a temporary directory of its own (`tempfile` and, for the notebook
+    kernels and commands the tests start, TMPDIR), so that what other processes on the machine
+    write there is not mistaken for a leftover. pytest's own `tmp_path` folders stay where they
+    were.
+    """
+    tmp_path_factory.getbasetemp()  # fixed before the temporary directory moves
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    private = Path(tempfile.mkdtemp(prefix="tests_tmp_"))
+    tempfile.tempdir, os.environ["TMPDIR"] = str(private), str(private)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR")
+        else:
+            os.environ["TMPDIR"] = saved[1]
+    left = sorted(str(path) for path in private.glob("ssm_jax_*"))
+    if left:
+        pytest.fail(f"Tests left {len(left)} ssm_jax_* entries in the temporary directory: "
+                    f"{left}. Remove them where they are made (TemporaryDirectory, tmp_path).")
+    shutil.rmtree(private, ignore_errors=True)

@@ -41,8 +41,8 @@ def check_binary_data(inputs, labels, weights=None):
     returns them as float64/int NumPy arrays. Raises `ValueError` naming what is wrong."""
     X = np.asarray(inputs, dtype=float)
     y = np.asarray(labels)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"`inputs` has shape {X.shape}, expected (n, p) with n >= 1.")
+    if X.ndim != 2 or 0 in X.shape:
+        raise ValueError(f"`inputs` has shape {X.shape}, expected (n, p) with n, p >= 1.")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"`labels` has shape {y.shape}, expected ({X.shape[0]},): one label "
                          "per row of `inputs`.")
@@ -78,6 +78,9 @@ def max_margin(inputs, labels, *, support_tol: float = 1e-7) -> MaxMargin:
     Raises `ValueError` if the data are not linearly separable through the origin.
     """
     X, y, _ = check_binary_data(inputs, labels)
+    if not 0.0 < support_tol < 1.0:
+        raise ValueError(f"`support_tol` = {support_tol!r} is not allowed: expected a number in "
+                         "(0, 1).")
     from scipy.optimize import nnls
 
     Z = X * y[:, None]
@@ -132,5 +135,11 @@ def measured_offsets(w, t, inputs, labels) -> np.ndarray:
     """z_n^T (w - w_hat log t) for every example: the measured counterpart of
     `support_offsets` from the flow's weights w at time t."""
     X, y, _ = check_binary_data(inputs, labels)
+    if not (np.ndim(t) == 0 and np.isfinite(t) and t > 0):
+        raise ValueError(f"`t` = {t!r} is not allowed: expected a finite time > 0 (the offset "
+                         "subtracts w_hat log t).")
+    if np.size(w) != X.shape[1]:
+        raise ValueError(f"`w` has shape {np.shape(w)}, expected {X.shape[1]} weights, one per "
+                         "column of `inputs`.")
     w_hat = max_margin(X, y).direction
     return (X * y[:, None]) @ (np.asarray(w, dtype=float).reshape(-1) - w_hat * np.log(t))

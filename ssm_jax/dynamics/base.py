@@ -17,6 +17,7 @@ from jaxtyping import Array, Float
 
 from .. import _validate
 from .._timing import timed_call
+from ..objective import AbstractObjective
 from .trajectory import Trajectory
 
 PRECISIONS = ("highest", "high", "default", "float32", "tensorfloat32", "bfloat16")
@@ -42,7 +43,8 @@ class AbstractDynamics(eqx.Module):
       full float32 on GPUs and TPUs, never TF32; "default" lets the backend choose).
     - `record_times()`: the times (flow time, or step counts) at which metrics are recorded.
     - `run(...)`: one run, traceable (under `jit`, `vmap`, `lax.map`).
-    - `check(objective)`: checks against an objective, before any compute.
+    - `check(objective, hyperparameters)`: checks against an objective and the per-run
+      settings, before any compute.
     - `describe()`: its settings as plain JSON values (kept with sweep stores).
 
     Calling a dynamics on a model runs it once, compiled and timed, and returns a `Trajectory`.
@@ -75,15 +77,22 @@ class AbstractDynamics(eqx.Module):
         """
 
     @abc.abstractmethod
-    def check(self, objective) -> None:
-        """Raises `ValueError` if this dynamics cannot run on `objective`."""
+    def check(self, objective, hyperparameters: dict | None = None) -> None:
+        """Raises `ValueError` if this dynamics cannot run on `objective`.
+
+        **Arguments:**
+
+        - `objective`: an `AbstractObjective` (concrete or abstract).
+        - `hyperparameters`: the per-run settings, as for `run` ({} for none), or None where
+          they are not known yet (they are then not checked). Traced values pass.
+        """
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """The settings as JSON values."""
 
     def __call__(self, model, objective, *, key=None, metrics=objective_metrics,
-                 save_params: bool = False) -> Trajectory:
+                 save_params: bool = False, hyperparameters: dict | None = None) -> Trajectory:
         """Runs this dynamics once from `model`.
 
         **Arguments:**
@@ -94,14 +103,31 @@ class AbstractDynamics(eqx.Module):
         - `metrics`: (model, objective) -> dict of arrays; default `objective.metrics`.
           Define it once and reuse it: a new function is a new compilation.
         - `save_params`: also keep the model at every record time (`Trajectory.params`).
+        - `hyperparameters`: per-run settings, as for `run` (e.g. {"learning_rate": 0.1} for
+          a `Train` whose optimizer is a function of them).
 
         **Returns:** a `Trajectory`; its stats hold "compile_seconds" and "run_seconds" apart.
+
+        Everything is checked before any compute: the settings, the objective, and that the
+        model's outputs fit it (`objective.check_model`).
         """
-        self.check(objective)
+        if not isinstance(objective, AbstractObjective):
+            raise ValueError(f"`objective` = {objective!r} is not allowed: expected an "
+                             "AbstractObjective such as ssm_jax.Objective or ssm_jax.TargetFit.")
+        objective.check_model(model)
+        hyperparameters = {} if hyperparameters is None else hyperparameters
+        if not isinstance(hyperparameters, dict):
+            raise ValueError(f"`hyperparameters` = {hyperparameters!r} is not allowed: expected "
+                             "a dict of per-run settings, e.g. {'learning_rate': 0.1}.")
+        self.check(objective, hyperparameters)
+        # Arrays, so that runs differing only in these values share one compilation.
+        hyperparameters = {name: None if value is None else jnp.asarray(value)
+                           for name, value in hyperparameters.items()}
         params, static = eqx.partition(model, eqx.is_inexact_array)
         with jax.default_matmul_precision(self.precision):
             (recorded, final, stats), compile_s, run_s = timed_call(
-                compiled_run, self, params, static, objective, key, metrics, save_params)
+                compiled_run, self, params, static, objective, key, metrics, save_params,
+                hyperparameters)
         values, history = recorded if save_params else (recorded, None)
         stats = dict(stats, compile_seconds=compile_s, run_seconds=run_s)
         return Trajectory(ts=self.record_times(), metrics=values,
@@ -109,8 +135,8 @@ class AbstractDynamics(eqx.Module):
                           params=None if history is None else eqx.combine(history, static))
 
 
-def _run(dynamics, params, static, objective, key, metrics, save_params):
-    return dynamics.run(params, static, objective, key, metrics, save_params)
+def _run(dynamics, params, static, objective, key, metrics, save_params, hyperparameters):
+    return dynamics.run(params, static, objective, key, metrics, save_params, hyperparameters)
 
 
 # The one compiled single run; tests count its compilations with `eqx.debug.get_num_traces`.

@@ -49,8 +49,8 @@ class Train(AbstractDynamics):
 
     - `optimizer`: an optax gradient transformation, e.g. `optax.sgd(0.5)`; or a function of
       hyperparameters that returns one, e.g. `optax.inject_hyperparams(optax.sgd)`, given per
-      run (`run(..., hyperparameters={"learning_rate": lr})`), so that a sweep over the
-      learning rate compiles once. Reuse the same object: a new one is a new compilation.
+      run (`run(..., hyperparameters={"learning_rate": lr})`, lr > 0), so that a sweep over
+      the learning rate compiles once. Reuse the same object: a new one is a new compilation.
     - `steps`: the number of steps; `record_every` must divide it. Metrics are recorded at
       steps 0, record_every, 2 record_every, ..., steps.
     - `batch_size`: None for full-batch steps; otherwise each step descends
@@ -81,7 +81,9 @@ class Train(AbstractDynamics):
     def record_times(self):
         return jnp.arange(0, self.steps + 1, self.record_every, dtype=jnp.result_type(float))
 
-    def check(self, objective) -> None:
+    def check(self, objective, hyperparameters=None) -> None:
+        if hyperparameters is not None:
+            self._check_hyperparameters(hyperparameters)
         if self.batch_size is None:
             return
         if not hasattr(objective, "minibatch"):
@@ -91,6 +93,30 @@ class Train(AbstractDynamics):
         if self.batch_size > n:
             raise ValueError(f"`batch_size` = {self.batch_size} is not allowed: expected "
                              f"1 <= batch_size <= n = {n}, the number of examples.")
+
+    def _check_hyperparameters(self, hyperparameters: dict) -> None:
+        if isinstance(self.optimizer, optax.GradientTransformation):
+            if hyperparameters:
+                raise ValueError(f"`hyperparameters` = {hyperparameters!r} is not allowed with "
+                                 "a fixed optimizer: they would be ignored. Give `optimizer` as "
+                                 "a function of them, e.g. optax.inject_hyperparams(optax.sgd).")
+            return
+        if "learning_rate" in hyperparameters:  # a negative rate would ascend, silently
+            _validate.number("learning_rate", hyperparameters["learning_rate"], low=0.0,
+                             low_open=True)
+        if "momentum" in hyperparameters and hyperparameters["momentum"] is not None:
+            _validate.number("momentum", hyperparameters["momentum"], low=0.0, high=1.0,
+                             high_open=True)
+        try:  # builds the transformation only: nothing is computed
+            built = self.optimizer(**hyperparameters)
+        except TypeError as error:
+            raise ValueError(f"`hyperparameters` = {hyperparameters!r} do not fit `optimizer` "
+                             f"= {self.optimizer!r}: {error}. Pass them per run, e.g. "
+                             "hyperparameters={'learning_rate': 0.1}.") from error
+        if not isinstance(built, optax.GradientTransformation):
+            raise ValueError(f"`optimizer` = {self.optimizer!r} is not allowed: called with the "
+                             f"hyperparameters it returned {built!r}, not an optax gradient "
+                             "transformation.")
 
     def describe(self) -> dict[str, Any]:
         name = getattr(self.optimizer, "__qualname__", type(self.optimizer).__name__)
@@ -129,7 +155,7 @@ class Train(AbstractDynamics):
 def train(model, objective, optimizer: optax.GradientTransformation, steps: int, *,
           record_every: int = 1, batch_size: int | None = None, key=None,
           save_params: bool = False, metrics=objective_metrics,
-          precision: str = "highest") -> Trajectory:
+          precision: str = "highest", hyperparameters: dict | None = None) -> Trajectory:
     """Runs `steps` optimizer steps on `objective` from `model`:
     `Train(optimizer, steps, ...)(model, objective, key=key)`.
 
@@ -140,6 +166,8 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
     - `key`: draws the minibatches; required with `batch_size`.
     - `save_params`: also keep the model at every recorded step.
     - `metrics`: what to record, as for `gradient_flow`.
+    - `hyperparameters`: the optimizer's settings where `optimizer` is a function of them,
+      e.g. {"learning_rate": 0.1} with `optax.inject_hyperparams(optax.sgd)`.
 
     **Returns:** a `Trajectory` whose times are step counts.
     """
@@ -148,4 +176,5 @@ def train(model, objective, optimizer: optax.GradientTransformation, steps: int,
     if batch_size is not None and key is None:
         raise ValueError("`key` = None is not allowed with `batch_size`: minibatches are "
                          "drawn with an explicit key.")
-    return dynamics(model, objective, key=key, metrics=metrics, save_params=save_params)
+    return dynamics(model, objective, key=key, metrics=metrics, save_params=save_params,
+                    hyperparameters=hyperparameters)

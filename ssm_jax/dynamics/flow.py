@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+import numpy as np
 import optimistix as optx
 
 from .. import _validate
@@ -82,15 +83,41 @@ def _check_solver(solver):
     return solver
 
 
+def _check_controller(controller, solver):
+    if isinstance(controller, type) and issubclass(controller,
+                                                   diffrax.AbstractStepSizeController):
+        raise ValueError(f"`stepsize_controller` = {controller.__name__} is not allowed: pass an "
+                         f"instance, e.g. diffrax.{controller.__name__}(...), or None for the "
+                         "default.")
+    if not isinstance(controller, diffrax.AbstractStepSizeController):
+        raise ValueError(f"`stepsize_controller` = {controller!r} is not allowed: expected a "
+                         "diffrax step-size controller instance, or None for the default.")
+    if isinstance(controller, diffrax.AbstractAdaptiveStepSizeController) and not isinstance(
+            solver, diffrax.AbstractAdaptiveSolver):
+        raise ValueError(f"`stepsize_controller` = {type(controller).__name__} is not allowed "
+                         f"with `solver` = {type(solver).__name__}, which gives no error "
+                         "estimate: use diffrax.ConstantStepSize() with a step `dt0`, or an "
+                         "adaptive solver such as diffrax.Tsit5().")
+    return controller
+
+
 def _check_save_times(t1, num_saves, ts):
     if ts is None:
         if t1 is None:
             raise ValueError("Give the final time `t1` (> 0) or the save times `ts`.")
         _validate.number("t1", t1, low=0.0, low_open=True)
         return save_times(t1, num_saves)
+    if t1 is not None:
+        raise ValueError(f"`t1` = {t1!r} and `ts` are both given: give one, the final time or "
+                         "the save times (the flow runs from ts[0] to ts[-1]).")
     ts = _floating(ts)
-    if ts.ndim != 1 or ts.size < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
-        raise ValueError("`ts` must be a 1-D array of at least 2 increasing save times.")
+    allowed = "expected a 1-D array of at least 2 increasing finite save times"
+    if ts.ndim != 1 or ts.size < 2:
+        raise ValueError(f"`ts` has shape {ts.shape}: {allowed}.")
+    if _validate.is_concrete(ts) and not bool(jnp.all(jnp.isfinite(ts))
+                                              & jnp.all(jnp.diff(ts) > 0)):
+        shown = np.array2string(np.asarray(ts), threshold=8)
+        raise ValueError(f"`ts` = {shown} is not allowed: {allowed}.")
     return ts
 
 
@@ -127,17 +154,15 @@ class Flow(AbstractDynamics):
                  precision: str = "highest"):
         self.ts = _check_save_times(t1, num_saves, ts)
         self.solver = _check_solver(diffrax.Tsit5() if solver is None else solver)
+        # Checked even where unused (a fixed step), so that a wrong tolerance never passes.
+        _validate.number("rtol", rtol, low=0.0, low_open=True)
+        _validate.number("atol", atol, low=0.0, low_open=True)
         if stepsize_controller is None:
             if isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
-                _validate.number("rtol", rtol, low=0.0, low_open=True)
-                _validate.number("atol", atol, low=0.0, low_open=True)
                 stepsize_controller = default_controller(rtol, atol)
             else:
                 stepsize_controller = diffrax.ConstantStepSize()
-        elif not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
-            raise ValueError(f"`stepsize_controller` = {stepsize_controller!r} is not allowed: "
-                             "expected a diffrax step-size controller instance.")
-        self.stepsize_controller = stepsize_controller
+        self.stepsize_controller = _check_controller(stepsize_controller, self.solver)
         if dt0 is None and isinstance(stepsize_controller, diffrax.ConstantStepSize):
             raise ValueError(f"`dt0` = None is not allowed with {type(self.solver).__name__} "
                              "and a constant step size: give the step size `dt0` (> 0), or "
@@ -156,8 +181,11 @@ class Flow(AbstractDynamics):
     def record_times(self):
         return self.ts
 
-    def check(self, objective) -> None:
-        pass  # any objective with a gradient
+    def check(self, objective, hyperparameters=None) -> None:
+        # Any objective with a gradient; the flow has no per-run settings to take.
+        if hyperparameters:
+            raise ValueError(f"`hyperparameters` = {hyperparameters!r} is not allowed: gradient "
+                             "flow takes none (its times and tolerances are set in `Flow`).")
 
     def describe(self) -> dict[str, Any]:
         controller = self.stepsize_controller

@@ -20,6 +20,7 @@ import optax
 from .. import _validate
 from .._timing import timed_call
 from ..losses import CrossEntropy
+from ..models import output_shape
 from ..models.networks import AbstractNetwork
 from ..objective import AbstractObjective
 from .base import objective_metrics
@@ -51,11 +52,21 @@ class NetworkData(eqx.Module):
         _validate.integer("num_classes", self.num_classes, minimum=2)
         for name in ("y_train", "y_test"):
             _validate.labels(name, getattr(self, name), self.num_classes)
-        for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
-            if np.shape(getattr(self, x))[:1] != np.shape(getattr(self, y)):
-                raise ValueError(f"`{x}` has {np.shape(getattr(self, x))[0]} images but `{y}` "
-                                 f"has {np.shape(getattr(self, y))[0]} labels: expected one "
-                                 "label per image.")
+        images = np.shape(self.x_train)[1:]
+        pairs = [("x_train", "y_train"), ("x_test", "y_test")]
+        if self.x_probe is not None:
+            pairs.append(("x_probe", "probe_group"))
+            _validate.integer("num_groups", self.num_groups, minimum=1)
+            _validate.labels("probe_group", self.probe_group, self.num_groups)
+        for x, y in pairs:
+            x_shape, y_shape = np.shape(getattr(self, x)), np.shape(getattr(self, y))
+            if x_shape[:1] != y_shape or x_shape[:1] == (0,):
+                raise ValueError(f"`{x}` has shape {x_shape} and `{y}` has shape {y_shape}: "
+                                 "expected at least one image and one label per image.")
+            if x_shape[1:] != images:
+                raise ValueError(f"`{x}` holds images of shape {x_shape[1:]}, but `x_train` "
+                                 f"holds {images}: expected images of one shape.")
+            _validate.number(x, getattr(self, x))
 
     @classmethod
     def from_split(cls, split) -> "NetworkData":
@@ -212,8 +223,27 @@ class NetworkObjective(AbstractObjective):
         # The batch mean of q_i l_i estimates (1/n) sum_i q_i l_i without bias.
         return jnp.mean(q * CrossEntropy()(logits, y))
 
+    def check_model(self, model):
+        check_network(model, self.data)
+
     def metrics(self, model):
         return _record(model, self.data)
+
+
+def check_network(network, data: NetworkData) -> None:
+    """Checks, from shapes alone, that `network` maps `data`'s images to one logit per class.
+
+    **Arguments:**
+
+    - `network`: one network (not a stack).
+    - `data`: a `NetworkData`.
+    """
+    shape = output_shape(network, data.x_train)
+    expected = (data.y_train.shape[0], data.num_classes)
+    if shape != expected:
+        raise ValueError(f"`network` gives outputs of shape {shape} on the {expected[0]} "
+                         f"training images, but the data have {data.num_classes} classes: "
+                         f"expected logits {expected}, one column per class.")
 
 
 def _record(network, data: NetworkData):
@@ -294,6 +324,8 @@ def _check_weights(data, setting):
 def _train(networks, data, settings, key_or_keys, steps, record_every, batch_size, batched,
            precision):
     _check_weights(data, settings)
+    one = lambda x: x[0] if eqx.is_array(x) else x  # noqa: E731
+    check_network(jax.tree_util.tree_map(one, networks) if batched else networks, data)
     dynamics = _dynamics(data, steps, record_every, batch_size, precision)
     with jax.default_matmul_precision(dynamics.precision):
         (recorded, final), compile_s, run_s = timed_call(

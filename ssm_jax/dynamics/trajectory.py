@@ -52,5 +52,10 @@ class Trajectory(eqx.Module):
         return str(words) if words.ndim == 0 else words
 
     def learning_times(self, level=0.5) -> Float[Array, "... k"]:
-        """Per-class learning times: the first time each class's mean progress reaches `level`."""
+        """Per-class learning times: the first time each class's mean progress reaches `level`
+        (in (0, 1)); NaN where it never does within `ts`."""
+        if "class_progress" not in self.metrics:
+            raise ValueError(f"This trajectory recorded no `class_progress` (it recorded "
+                             f"{sorted(self.metrics)}): record the objective's metrics to read "
+                             "learning times.")
         return learning_time(self.ts, self.metrics["class_progress"], level)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 import numpy as np
 
+from .. import _validate
 from ..losses import margins as margins_of
 from ..models._base import AbstractLinearPredictor, AbstractModel
 
@@ -82,8 +83,10 @@ class SeparableMetrics(eqx.Module):
     objective_metrics: bool = eqx.field(static=True)
 
     def __init__(self, probe, svm_direction=None, grid=None, objective_metrics: bool = True):
-        if np.ndim(probe) != 2:
-            raise ValueError(f"`probe` has shape {np.shape(probe)}, expected (m, p).")
+        if np.ndim(probe) != 2 or 0 in np.shape(probe):
+            raise ValueError(f"`probe` has shape {np.shape(probe)}, expected (m, p) with "
+                             "m, p >= 1.")
+        _validate.number("probe", probe)
         self.probe = jnp.asarray(probe, dtype=jnp.result_type(float))
         if svm_direction is not None:
             if np.ndim(svm_direction) != 1 or not np.all(np.isfinite(svm_direction)) \
@@ -93,7 +96,8 @@ class SeparableMetrics(eqx.Module):
             svm_direction = jnp.asarray(svm_direction, dtype=self.probe.dtype)
         self.svm_direction = svm_direction
         if grid is not None:
-            if np.ndim(grid) != 2 or np.shape(grid)[1] != self.probe.shape[1]:
+            if np.ndim(grid) != 2 or np.shape(grid)[1] != self.probe.shape[1] or \
+                    np.shape(grid)[0] == 0:
                 raise ValueError(f"`grid` has shape {np.shape(grid)}, expected (g, "
                                  f"{self.probe.shape[1]}): points like the probe's.")
             grid = jnp.asarray(grid, dtype=self.probe.dtype)

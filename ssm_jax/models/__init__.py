@@ -18,6 +18,7 @@ from ._base import (
     AbstractLinearPredictor as AbstractLinearPredictor,
     AbstractModel as AbstractModel,
     aligned_factors as aligned_factors,
+    output_shape as output_shape,
     target_modes as target_modes,
 )
 from .deep_linear import DeepLinear as DeepLinear

@@ -46,41 +46,97 @@ class AbstractLinearPredictor(AbstractModel):
         model acts on free features rather than inputs and so predicts no input."""
 
 
+def output_shape(model, *args) -> tuple[int, ...]:
+    """The shape of `model(*args)`, from shapes alone (`jax.eval_shape`: nothing is computed,
+    and abstract values pass). A model that cannot be applied to `args` raises a `ValueError`
+    that says so."""
+    is_leaf = lambda x: eqx.is_array(x) or isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
+    dynamic, static = eqx.partition((model, args), is_leaf)
+
+    def apply(dynamic):
+        model, args = eqx.combine(dynamic, static)
+        return model(*args)
+
+    try:
+        outputs = jax.eval_shape(apply, dynamic)
+    except TypeError as error:
+        shapes = ", ".join(str(np.shape(a)) for a in args if a is not None) or "no inputs"
+        raise ValueError(f"`model` ({type(model).__name__}) cannot be applied to the "
+                         f"objective's data ({shapes}): {error}") from error
+    return tuple(np.shape(outputs))
+
+
 def gaussian(key, shape, scale):
     """Independent Gaussian entries of standard deviation `scale`, in the default float dtype."""
     return scale * jax.random.normal(key, shape, dtype=jnp.result_type(float))
 
 
-def check_init(init_scale, dim, key):
-    """Checks the common arguments of a Gaussian start: `init_scale` > 0, `dim` >= 1, a key."""
-    _validate.number("init_scale", init_scale, low=0.0, low_open=True)
-    _validate.integer("dim", dim, minimum=1)
+def check_key(key):
+    """Checks that a random key was given."""
     if key is None:
         raise ValueError("`key` = None is not allowed: pass a key, e.g. jax.random.key(0).")
 
 
+def check_init(init_scale, key, **dims):
+    """Checks the common arguments of a Gaussian start: `init_scale` > 0, a key, and each
+    dimension in `dims` (by its name) an integer >= 1."""
+    _validate.number("init_scale", init_scale, low=0.0, low_open=True)
+    for name, dim in dims.items():
+        _validate.integer(name, dim, minimum=1)
+    check_key(key)
+
+
 def target_modes(target, tol: float = 1e-10):
     """The singular triplets (U, s, V) of `target` with s > tol * s_max: its learnable modes."""
+    check_target(target)
     U, s, Vt = jnp.linalg.svd(jnp.asarray(target), full_matrices=False)
     rank = int(np.sum(np.asarray(s) > tol * np.max(np.asarray(s))))
     return U[:, :rank], s[:rank], Vt[:rank].T
 
 
-def aligned_factors(target, num_factors: int, width: int, init_strength):
+def check_target(target):
+    """Checks a target matrix: 2-D, at least one row and column, finite, and not zero (a zero
+    target has no mode to learn)."""
+    if np.ndim(target) != 2 or 0 in np.shape(target):
+        raise ValueError(f"`target` has shape {np.shape(target)}, expected a matrix (k, m) with "
+                         "k, m >= 1.")
+    _validate.number("target", target)
+    if _validate.is_concrete(target) and not np.any(np.asarray(target) != 0):
+        raise ValueError("`target` is zero: it has no mode to learn.")
+    return target
+
+
+def aligned_factors(target, num_factors: int, width: int, init_strength, *,
+                    width_name: str = "dim"):
     """Balanced factors F_1 (width x m), ..., F_N (k x width), aligned with the target's modes,
     whose product F_N ... F_1 is U diag(a0) V^T.
 
     Each factor carries a0^(1/N) per mode: F_1 = Q b V^T, F_j = Q b Q^T, F_N = U b Q^T with
     Q = the first r columns of I_width. Balanced (F_{j+1}^T F_{j+1} = F_j F_j^T), so gradient flow
     keeps the product on these modes and each mode obeys the scalar mode equation.
+
+    **Arguments:**
+
+    - `target`: T, (k, m), not zero.
+    - `num_factors`: N >= 1.
+    - `width`: the inner width, at least the target's rank r (for N > 1); `width_name` is its
+      name in messages.
+    - `init_strength`: a0 > 0, a scalar or one value per mode (r,).
+
+    **Returns:** the factors [F_1, ..., F_N].
     """
+    num_factors = _validate.integer("num_factors", num_factors, minimum=1)
+    width = _validate.integer(width_name, width, minimum=1)
     U, s, V = target_modes(target)
     r = s.size
     if num_factors > 1 and width < r:
-        raise ValueError(f"`dim` = {width} is not allowed: the aligned initialization needs "
-                         f"dim >= {r}, the target's rank.")
+        raise ValueError(f"`{width_name}` = {width} is not allowed: the aligned initialization "
+                         f"needs {width_name} >= {r}, the target's rank.")
+    if np.ndim(init_strength) and np.shape(init_strength) != (r,):
+        raise ValueError(f"`init_strength` has shape {np.shape(init_strength)}, expected a "
+                         f"scalar or ({r},): one value per mode of the target.")
+    _validate.number("init_strength", init_strength, low=0.0, low_open=True)
     a0 = jnp.broadcast_to(jnp.asarray(init_strength, dtype=s.dtype), (r,))
-    _validate.number("init_strength", a0, low=0.0, low_open=True)
     b = a0 ** (1.0 / num_factors)
     if num_factors == 1:
         return [(U * b) @ V.T]

@@ -32,9 +32,7 @@ class DeepLinear(AbstractLinearPredictor):
 
     def __init__(self, out_features: int, width: int, depth: int, *, in_features=None,
                  num_examples=None, init_scale=1e-3, key: PRNGKeyArray, bias=False):
-        _validate.integer("out_features", out_features, minimum=1)
-        _validate.integer("depth", depth, minimum=1)
-        check_init(init_scale, width, key)
+        check_init(init_scale, key, out_features=out_features, width=width, depth=depth)
         if (in_features is None) == (num_examples is None):
             raise ValueError("Give exactly one of `in_features` (a network on inputs) and "
                              "`num_examples` (a network on free features).")
@@ -62,8 +60,9 @@ class DeepLinear(AbstractLinearPredictor):
         product includes H, so N = L + 1 factors share a0 and each mode obeys
         da/dt = (N/n) a^(2 - 2/N) (s - a)."""
         _validate.integer("depth", depth, minimum=1)
+        factors = aligned_factors(target, depth + free_features, width, init_strength,
+                                  width_name="width")
         k, m = jnp.shape(target)
-        factors = aligned_factors(target, depth + free_features, width, init_strength)
         if free_features:
             model = cls(k, width, depth, num_examples=m, init_scale=1.0, key=jax.random.key(0))
             return eqx.tree_at(lambda n: (n.features, n.weights), model,

@@ -24,9 +24,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
 
 from .. import _validate
-from ._base import AbstractModel
+from ._base import AbstractModel, check_key
 
 _EPS = 1e-5
 
@@ -185,6 +186,7 @@ class MLP(AbstractNetwork):
                  key: PRNGKeyArray):
         _validate.integer("num_classes", num_classes, minimum=2)
         _validate.integer("width", width, minimum=1)
+        check_key(key)
         k1, k2, k3 = jax.random.split(key, 3)
         self.layers = (eqx.nn.Linear(64, width, key=k1), eqx.nn.Linear(width, width, key=k2))
         self.norms = (BatchNorm(width), BatchNorm(width)) if batch_norm else None
@@ -217,8 +219,12 @@ class CNN(AbstractNetwork):
     def __init__(self, num_classes: int, channels: tuple[int, int] = (16, 32),
                  width: int = 64, *, batch_norm: bool = False, key: PRNGKeyArray):
         _validate.integer("num_classes", num_classes, minimum=2)
+        if np.ndim(channels) != 1 or np.size(channels) != 2:
+            raise ValueError(f"`channels` = {channels!r} is not allowed: expected the channels "
+                             "of the two convolutions, two integers >= 1.")
         c1, c2 = (_validate.integer("channels", c, minimum=1) for c in channels)
         _validate.integer("width", width, minimum=1)
+        check_key(key)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.layers = (
             Conv3x3(1, c1, key=k1),

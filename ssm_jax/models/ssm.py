@@ -4,7 +4,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
 
+from .. import _validate
 from ._base import AbstractModel, aligned_factors, check_init, gaussian
 
 
@@ -25,8 +27,11 @@ class SSM(AbstractModel):
     H: Float[Array, "d m"]
 
     def __init__(self, shape, dim: int, *, init_scale=1e-3, key: PRNGKeyArray):
-        check_init(init_scale, dim, key)
-        k, m = shape
+        check_init(init_scale, key, dim=dim)
+        if np.ndim(shape) != 1 or np.size(shape) != 2:
+            raise ValueError(f"`shape` = {shape!r} is not allowed: expected the target's shape "
+                             "(k, m), two integers >= 1.")
+        k, m = (_validate.integer(f"shape[{i}]", x, minimum=1) for i, x in enumerate(shape))
         kw, kh = jax.random.split(key)
         self.W = gaussian(kw, (k, dim), init_scale)
         self.H = gaussian(kh, (dim, m), init_scale)

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .. import _validate
 from ._base import AbstractModel, check_init, gaussian
 
 
@@ -37,9 +36,7 @@ class TwoLayerReLU(AbstractModel):
 
     def __init__(self, in_features: int, width: int, *, init_scale=1.0,
                  key: PRNGKeyArray, hidden_bias: bool = True, output_bias: bool = False):
-        _validate.integer("in_features", in_features, minimum=1)
-        _validate.integer("width", width, minimum=1)
-        check_init(init_scale, width, key)
+        check_init(init_scale, key, in_features=in_features, width=width)
         k1, k2, k3 = jax.random.split(key, 3)
         self.hidden = gaussian(k1, (width, in_features), init_scale / in_features ** 0.5)
         self.hidden_b = gaussian(k2, (width,), init_scale / in_features ** 0.5) \

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
 
 from .. import _validate
 from ..data.imbalance import _check_counts, labels_from_counts
@@ -29,7 +30,7 @@ class UFM(AbstractModel):
 
     def __init__(self, counts, dim: int, *, init_scale=1e-3, key: PRNGKeyArray, bias=False):
         counts = _check_counts(counts)
-        check_init(init_scale, dim, key)
+        check_init(init_scale, key, dim=dim)
         kw, kh = jax.random.split(key)
         self.W = gaussian(kw, (counts.size, dim), init_scale)
         self.H = gaussian(kh, (dim, int(counts.sum())), init_scale)
@@ -42,10 +43,14 @@ class UFM(AbstractModel):
         the weighted square loss each class then follows `analytic.ufm_class_output` exactly."""
         counts = _check_counts(counts)
         k = counts.size
+        dim = _validate.integer("dim", dim, minimum=1)
         if dim < k:
             raise ValueError(f"`dim` = {dim} is not allowed: the aligned UFM needs dim >= {k}.")
+        if np.ndim(init_output) and np.shape(init_output) != (k,):
+            raise ValueError(f"`init_output` has shape {np.shape(init_output)}, expected a "
+                             f"scalar or ({k},): one value per class.")
+        _validate.number("init_output", init_output, low=0.0, low_open=True)
         z0 = jnp.broadcast_to(jnp.asarray(init_output, dtype=jnp.result_type(float)), (k,))
-        _validate.number("init_output", z0, low=0.0, low_open=True)
         n_c = jnp.asarray(counts, z0.dtype)
         E = jnp.eye(dim, k, dtype=z0.dtype)
         W = (E * (jnp.sqrt(z0) * n_c**0.25)).T
