@@ -10,7 +10,14 @@ import pytest
 
 import ssm_jax as sj
 from ssm_jax.plots import learning_time_ratio_figure
-from ssm_jax.sweeps.dataset import chunk_dataset, grid_predictions, label_by_grid, merge_chunks
+from ssm_jax.plots.sweeps import f3_missing
+from ssm_jax.sweeps.dataset import (
+    chunk_dataset,
+    grid_class_groups,
+    grid_predictions,
+    label_by_grid,
+    merge_chunks,
+)
 
 matplotlib.use("Agg")
 
@@ -36,8 +43,8 @@ def _outputs(members):
 def _chunk(members, filled_to, **kwargs):
     recorded, stats = _outputs(np.concatenate([members, np.repeat(members[-1:],
                                                                   filled_to - len(members))]))
-    return chunk_dataset(recorded, stats, members, record_times=TS, class_groups=GROUPS,
-                         **kwargs)
+    return chunk_dataset(recorded, stats, members, record_times=TS,
+                         **{"class_groups": GROUPS, **kwargs})
 
 
 def _point_ratio(a, b):
@@ -115,3 +122,60 @@ def test_f3_draws_the_recorded_closed_form():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="predicted_ratio"):
         learning_time_ratio_figure(_f3_dataset(with_prediction=False))
+
+
+def test_class_groups_follow_each_members_own_classes():
+    points = [{"a": 0}, {"a": 1}, {"a": 0}]  # the majority: classes 0..a
+    groups = grid_class_groups(lambda a: {"majority": list(range(a + 1)),
+                                          "minority": list(range(a + 1, 4))}, points, 4)
+    assert groups.names == ("majority", "minority") and groups.table.shape == (2, 4)
+    assert groups.describe() == [{"majority": [0], "minority": [1, 2, 3]},
+                                 {"majority": [0, 1], "minority": [2, 3]}]
+    ds = _chunk(np.array([0, 1, 2]), 3, class_groups=groups)
+    for i, member in enumerate([0, 1, 2]):
+        rates = _rates(member)
+        split = [1, 2, 1][i]
+        expected = 0.5 / np.array([rates[:split].mean(), rates[split:].mean()])
+        np.testing.assert_allclose(ds.learning_time[i], expected, rtol=1e-12)
+        np.testing.assert_array_equal(ds.group_size[i], [split, 4 - split])
+    same = grid_class_groups(GROUPS, [], 4)
+    assert same.describe() == GROUPS and same.member is None
+
+
+def test_members_that_did_not_finish_carry_nan():
+    """After a stop, diffrax leaves inf at the saves it did not reach: they did not happen."""
+    members = np.array([0, 1])
+    recorded, stats = _outputs(members)
+    recorded["class_progress"][1, 5:] = np.inf  # member 1 stopped before reaching 1/2
+    recorded["loss"][1, 5:] = np.inf
+    stats = dict(stats, status=np.array([0, 1]), stop_time=np.array([20.0, np.inf]))
+    ds = chunk_dataset(recorded, stats, members, record_times=TS, class_groups=GROUPS)
+    assert np.isnan(ds.loss[1, 5:]).all() and np.isfinite(ds.loss[1, :5]).all()
+    assert np.isnan(ds.learning_time[1]).all()  # not the first save after the stop
+    assert np.isnan(ds.stop_time[1]) and float(ds.stop_time[0]) == 20.0
+    assert np.isfinite(ds.learning_time[0]).all()
+
+
+def test_training_sweeps_count_time_in_steps():
+    grid = sj.Grid(a=[0, 1])
+    parts = [_chunk(np.arange(2), 2, index=0, compile_seconds=0.0, run_seconds=0.0,
+                    device="cpu:0")]
+    manifest = {"grid": grid.to_dict(), "dynamics": {"kind": "train"}}
+    ds = label_by_grid(merge_chunks(parts), grid, manifest)
+    assert ds.time.attrs["units"] == "steps" and ds.learning_time.attrs["units"] == "steps"
+    assert ds.a.attrs["long_name"] == "grid axis a"
+    for name in ds.variables:
+        assert "long_name" in ds[name].attrs, name
+    flow = label_by_grid(merge_chunks(parts), grid, {"grid": grid.to_dict(),
+                                                     "dynamics": {"kind": "flow"}})
+    assert flow.time.attrs["units"] == "1"
+
+
+def test_f3_says_what_a_dataset_lacks():
+    assert f3_missing(_f3_dataset()) is None
+    ds = _f3_dataset()
+    assert "a sweep over `power`" in f3_missing(ds.isel(power=0, drop=True))
+    never = ds.assign(learning_time=ds.learning_time * np.nan)
+    assert "run longer" in f3_missing(never)
+    with pytest.raises(ValueError, match="F3 needs members that learn both groups"):
+        learning_time_ratio_figure(never)

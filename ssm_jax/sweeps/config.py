@@ -22,6 +22,7 @@ import diffrax
 import numpy as np
 import optax
 
+from ..data.imbalance import StepImbalance
 from ..dynamics import Flow, Train
 from .grid import Grid
 from .problems import imbalance_problem, predicted_ratio, predicted_steps
@@ -40,6 +41,10 @@ _TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": 
 _SWEEP = {"class_groups": str, "order_by": str, "max_batch": int, "batching": str, "seed": int}
 _SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5", "Dopri8")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
+_BATCHING = ("auto", "vmap", "map")
+# Settings whose values change a member's shapes, which one batch cannot hold.
+_NOT_AXES = {"num_classes": "the number of classes sets the shapes of every array",
+             "depth": "the number of layers sets the model's structure"}
 
 
 class ConfigError(ValueError):
@@ -67,27 +72,65 @@ def _section(config: dict, name: str, schema: dict) -> dict:
     return table
 
 
-def _axis(key: str, spec) -> np.ndarray:
+def _at_least(key: str, value: int, minimum: int) -> int:
+    if value < minimum:
+        raise ConfigError(f"`{key}` = {value!r} is not allowed: expected an integer >= "
+                          f"{minimum}.")
+    return value
+
+
+def _axis(key: str, spec, whole: bool = False) -> np.ndarray:
+    """A grid axis from its specification, checked: at least one value, finite, distinct,
+    whole numbers for an integer setting (`whole`)."""
     if isinstance(spec, list):
         values = [_typed(key, v, float) for v in spec]
         if all(isinstance(v, int) for v in spec):
             values = [int(v) for v in spec]
     elif isinstance(spec, dict) and set(spec) == {"range"}:
-        values = list(range(_typed(f"{key}.range", spec["range"], int)))
+        values = list(range(_at_least(f"{key}.range", _typed(f"{key}.range", spec["range"], int),
+                                      1)))
     elif isinstance(spec, dict) and {"start", "stop", "num"} <= set(spec) <= {
             "start", "stop", "num", "log"}:
         start, stop = (_typed(f"{key}.{k}", spec[k], float) for k in ("start", "stop"))
-        num = _typed(f"{key}.num", spec["num"], int)
+        num = _at_least(f"{key}.num", _typed(f"{key}.num", spec["num"], int), 1)
         log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"`{key}.log` = {log!r} is not allowed: expected true or false.")
+        for name, value in (("start", start), ("stop", stop)):
+            if not np.isfinite(value) or (log and value <= 0):
+                raise ConfigError(f"`{key}.{name}` = {value!r} is not allowed: expected a "
+                                  f"{'positive' if log else 'finite'} number"
+                                  f"{' (the axis is log-spaced)' if log else ''}.")
         values = (np.geomspace(start, stop, num) if log else np.linspace(start, stop, num))
-        if log and (start <= 0 or stop <= 0):
-            raise ConfigError(f"`{key}` is log-spaced: start and stop must be positive.")
     else:
         raise ConfigError(f"`{key}` = {spec!r} is not allowed: expected a list of numbers, "
                           "{start, stop, num[, log]} or {range = N}.")
-    if len(values) == 0:
-        raise ConfigError(f"`{key}` is empty: a grid axis needs at least one value.")
-    return np.asarray(values)
+    values = np.asarray(values)
+    if values.size == 0:
+        raise ConfigError(f"`{key}` = [] is not allowed: a grid axis needs at least one value.")
+    if not np.all(np.isfinite(values)):
+        raise ConfigError(f"`{key}` = {values.tolist()} is not allowed: expected finite "
+                          "numbers.")
+    if whole:
+        if not np.all(values == np.round(values)):
+            raise ConfigError(f"`{key}` = {values.tolist()} is not allowed: expected whole "
+                              "numbers (an integer setting).")
+        values = values.astype(int)
+    if np.unique(values).size != values.size:
+        raise ConfigError(f"`{key}` = {values.tolist()} is not allowed: a value repeats; "
+                          "expected distinct values, one per grid point.")
+    return values
+
+
+def _in_range(key: str, values, upper: float | None = None):
+    """Learning rates (> 0) and momenta (in [0, 1)), fixed or along an axis."""
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    too_low = (values < 0) if upper is not None else (values <= 0)
+    bad = values[too_low | ~np.isfinite(values) | (values >= (upper or np.inf))]
+    if bad.size:
+        allowed = f"in [0, {upper:g})" if upper is not None else "> 0 (finite)"
+        raise ConfigError(f"`{key}` = {bad[0]:g} is not allowed: expected a number "
+                          f"{allowed}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +181,8 @@ class SweepConfig:
     - `grid`: the `Grid` of the [grid] section.
     - `dynamics`: the `Flow` or `Train` of the [flow] or [train] section.
     - `options`: the keywords of `sweep` the configuration sets: `max_batch`, `seed`,
-      `batching`, `predict`, and `class_groups` and `order_by` where it asks for them.
+      `batching`, `predict`, and `class_groups` (each member's own step groups) and
+      `order_by` where it asks for them.
     - `raw`: the configuration as read, kept with the sweep.
     """
 
@@ -160,9 +204,15 @@ def load(path) -> SweepConfig:
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"Cannot read {path}: {error}") from error
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ConfigError(f"`config` = '{path}' cannot be read ({reason}): expected a TOML "
+                          "file.") from error
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"`config` = '{path}' is not valid TOML: {error}.") from error
     return parse(raw)
 
 
@@ -190,17 +240,30 @@ def parse(raw: dict) -> SweepConfig:
     grid_table = config.get("grid", {})
     if not isinstance(grid_table, dict) or not grid_table:
         raise ConfigError("`grid` needs at least one axis, e.g. power = [0.0, 0.5, 1.0].")
-    sweepable = {k for k, kind in _PROBLEM.items() if kind in (int, float)}
+    sweepable = {k for k, kind in _PROBLEM.items() if kind in (int, float)} - set(_NOT_AXES)
     sweepable |= {"learning_rate", "momentum"} if "train" in config else set()
     axes = {}
     for key, spec in grid_table.items():
+        if key in _NOT_AXES:
+            raise ConfigError(f"`grid.{key}` cannot be a grid axis: {_NOT_AXES[key]}, and the "
+                              f"members of a sweep share one batch. Run one sweep per {key}.")
         if key not in sweepable:
             raise ConfigError(f"`grid.{key}` cannot be a grid axis: expected one of "
                               f"{', '.join(sorted(sweepable))}.")
-        if key in problem or key in train:
-            raise ConfigError(f"`{key}` is set both in [grid] and as a fixed setting.")
-        axes[key] = _axis(f"grid.{key}", spec)
+        for section, table in (("problem", problem), ("train", train)):
+            if key in table:
+                raise ConfigError(f"`grid.{key}` and `{section}.{key}` = {table[key]!r} are "
+                                  "both given: expected one, an axis or a fixed setting.")
+        axes[key] = _axis(f"grid.{key}", spec, whole=_PROBLEM.get(key) is int)
     grid = Grid(**axes)
+    model = problem.get("model", _default("model"))
+    if "depth" in problem and model != "deep_ufm":
+        raise ConfigError(f"`problem.depth` = {problem['depth']!r} is not allowed with "
+                          f"`problem.model` = {model!r}: only \"deep_ufm\" has layers.")
+    if "dim" in axes and model == "deep_ufm":
+        raise ConfigError("`grid.dim` cannot be a grid axis with `problem.model` = "
+                          "\"deep_ufm\": its layers of other widths cannot share one batch. "
+                          "Run one sweep per dim.")
 
     fixed = dict(problem)
     if "dim" in axes:
@@ -216,6 +279,11 @@ def parse(raw: dict) -> SweepConfig:
             hyper["momentum"] = train.pop("momentum", 0.9)
         elif "momentum" in train or "momentum" in axes:
             raise ConfigError("`momentum` needs `train.optimizer` = \"momentum\".")
+        for key, upper in (("learning_rate", None), ("momentum", 1.0)):
+            if key in hyper:
+                _in_range(f"train.{key}", hyper[key], upper)
+            if key in axes:
+                _in_range(f"grid.{key}", axes[key], upper)
         if "steps" not in train:
             raise ConfigError("`train.steps` is required.")
         dynamics = _build(Train, optimizer=_OPTIMIZER_FACTORIES[name], **train)
@@ -231,19 +299,22 @@ def parse(raw: dict) -> SweepConfig:
         dynamics = _build(Flow, solver=getattr(diffrax, solver)(), **flow)
         make_problem = ConfiguredProblem(tuple(sorted(fixed.items())))
 
+    for key, minimum in (("max_batch", 1), ("seed", 0)):
+        if key in options:
+            _at_least(f"sweep.{key}", options[key], minimum)
+    batching = options.get("batching", "auto")
+    if batching not in _BATCHING:
+        raise ConfigError(f"`sweep.batching` = {batching!r} is not allowed: expected one of "
+                          f"{', '.join(_BATCHING)}.")
     sweep_options = {"max_batch": options.get("max_batch"), "seed": options.get("seed", 0),
-                     "batching": options.get("batching", "auto"),
+                     "batching": batching,
                      "predict": _ClosedForms(tuple(sorted(fixed.items())))}
     groups = options.get("class_groups", "step")
     if groups not in ("step", "none"):
         raise ConfigError(f"`sweep.class_groups` = {groups!r} is not allowed: expected "
                           "\"step\" or \"none\".")
     if groups == "step":
-        k = int(problem.get("num_classes", _default("num_classes")))
-        rho = float(problem.get("majority_fraction", _default("majority_fraction")))
-        num_majority = round(rho * k)
-        sweep_options["class_groups"] = {"majority": list(range(num_majority)),
-                                         "minority": list(range(num_majority, k))}
+        sweep_options["class_groups"] = _StepGroups(tuple(sorted(fixed.items())))
     order = options.get("order_by", "predicted_steps" if isinstance(dynamics, Flow) else "none")
     if order not in ("predicted_steps", "none"):
         raise ConfigError(f"`sweep.order_by` = {order!r} is not allowed: expected "
@@ -251,6 +322,24 @@ def parse(raw: dict) -> SweepConfig:
     if order == "predicted_steps" and isinstance(dynamics, Flow):
         sweep_options["order_by"] = _StepKey(tuple(sorted(fixed.items())), float(dynamics.ts[-1]))
     return SweepConfig(make_problem, grid, dynamics, sweep_options, raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepGroups:
+    """Point settings -> the step imbalance's groups of that member: its own majority and
+    minority classes (a grid over `majority_fraction` moves the boundary)."""
+
+    fixed: tuple
+
+    def __call__(self, **point) -> dict[str, list[int]]:
+        settings = {name: _default(name) for name in ("num_classes", "ratio", "minority_size",
+                                                      "majority_fraction")}
+        settings.update({k: v for k, v in {**dict(self.fixed), **point}.items()
+                         if k in settings})
+        k = int(settings["num_classes"])
+        num_majority = StepImbalance(k, settings["ratio"], int(settings["minority_size"]),
+                                     settings["majority_fraction"]).num_majority
+        return {"majority": list(range(num_majority)), "minority": list(range(num_majority, k))}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import concurrent.futures
 import dataclasses
 import os
+import threading
 from typing import NamedTuple
 
 import equinox as eqx
@@ -21,13 +22,30 @@ import numpy as np
 
 from .._timing import timed_call
 from ..dynamics.base import AbstractDynamics
+from ..objective import AbstractObjective
 from .padding import pad_examples
-from .plan import chunk_size_for_memory, member_bytes
+from .plan import chunk_size_for_memory, member_bytes, padded_size
+
+
+def _parts(result):
+    """(model, objective, hyperparameters as given) from what `make_problem` returned."""
+    if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
+        raise ValueError(f"`make_problem` returned a {type(result).__name__}: expected "
+                         "(model, objective) or (model, objective, hyperparameters).")
+    model, objective, *rest = result
+    hyper = rest[0] if rest else {}
+    if not isinstance(objective, AbstractObjective):
+        raise ValueError(f"`make_problem` returned an objective of type "
+                         f"{type(objective).__name__}: expected an AbstractObjective such as "
+                         "ssm_jax.Objective or ssm_jax.TargetFit.")
+    if not isinstance(hyper, dict):
+        raise ValueError(f"`make_problem` returned hyperparameters {hyper!r}: expected a dict "
+                         "such as {'learning_rate': 0.1}.")
+    return model, objective, hyper
 
 
 def _as_problem(result):
-    model, objective, *rest = result
-    hyper = rest[0] if rest else {}
+    model, objective, hyper = _parts(result)
     return model, objective, {k: jnp.asarray(v) for k, v in hyper.items()}
 
 
@@ -36,28 +54,103 @@ def _pad(problem, size: int):
     return pad_examples(model, size), pad_examples(objective, size), hyper
 
 
-def example_counts(make_problem: Callable, points: Sequence[dict], dynamics) -> list[int]:
-    """Builds every member abstractly (`jax.eval_shape`, no compute): this runs the
-    constructors' checks and `dynamics.check`, and counts each member's examples.
+def _checked_problem(make_problem, point, dynamics):
+    """A member with every check of a single run: the model fits the objective, and the
+    dynamics takes the objective and the member's hyperparameters (as given, so that a
+    negative learning rate is seen even under `eval_shape`)."""
+    model, objective, hyper = _parts(make_problem(**point))
+    objective.check_model(model)
+    dynamics.check(objective, hyper)
+    return model, objective, {k: jnp.asarray(v) for k, v in hyper.items()}
+
+
+def _signature(problem) -> tuple:
+    """What members must share to stack: the structure, and each leaf's shape and dtype (an
+    array) or value (anything else)."""
+    leaves, structure = jax.tree_util.tree_flatten(problem)
+    return structure, tuple((leaf.shape, leaf.dtype) if isinstance(leaf, jax.ShapeDtypeStruct)
+                            else leaf for leaf in leaves)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except ValueError:  # arrays among the settings: `_stack` compares them when it runs
+        return True
+
+
+def _difference(a: tuple, b: tuple) -> str:
+    """The first difference of two signatures, in words."""
+    if not _same(a[0], b[0]) or len(a[1]) != len(b[1]):
+        return "its parts differ"
+    for x, y in zip(a[1], b[1], strict=True):
+        if not _same(x, y):
+            if isinstance(x, tuple) and isinstance(y, tuple):
+                return f"an array of shape {x[0]} where the other has {y[0]}"
+            return f"{x!r} where the other has {y!r}"
+    return "its parts differ"
+
+
+class Members(NamedTuple):
+    """What the abstract pass over a sweep's members found (`check_members`)."""
+
+    pad_to: int
+    """The common number of examples that every member is padded to."""
+    metric_shapes: dict
+    """The abstract metrics one member records per record time."""
+
+
+def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metrics,
+                  pad_to: int | None = None) -> Members:
+    """Builds every member abstractly (`equinox.filter_eval_shape`, no compute) and runs all
+    the checks of a single run before any compute: the constructors' checks, that each model
+    fits its objective, `dynamics.check` with the member's hyperparameters, and that all
+    members stack into one batch once padded (the same structure and shapes).
 
     **Arguments:**
 
     - `make_problem`: point settings -> (model, objective[, hyperparameters]).
     - `points`: the grid's points, as keywords.
     - `dynamics`: the sweep's dynamics.
+    - `metrics`: (model, objective) -> dict of arrays, what each member records.
+    - `pad_to`: the wanted common number of examples, or None for the largest.
 
-    **Returns:** each member's number of examples. Raises `ValueError` naming the grid point
-    at fault.
+    **Returns:** `Members`. Raises `ValueError` naming the grid point at fault.
     """
-    counts = []
-    for point in points:
+    def build(point, size=None):
         try:
-            _, objective, _ = jax.eval_shape(lambda p=point: _as_problem(make_problem(**p)))
-            dynamics.check(objective)
+            problem = eqx.filter_eval_shape(lambda: _checked_problem(make_problem, point,
+                                                                     dynamics))
+            return problem if size is None else eqx.filter_eval_shape(_pad, problem, size)
         except (ValueError, TypeError) as error:
             raise ValueError(f"Grid point {point}: {error}") from error
-        counts.append(int(objective.labels.shape[0]))
-    return counts
+
+    # Members with as many examples as a first one must match it; the first of each size
+    # must match the very first once both are padded.
+    firsts: dict[int, tuple[int, tuple]] = {}
+    for index, point in enumerate(points):
+        problem = build(point)
+        size = int(problem[1].labels.shape[0])
+        signature = _signature(problem)
+        first, expected = firsts.setdefault(size, (index, signature))
+        if not _same(signature, expected):
+            _refuse_structure(points, index, first, _difference(signature, expected))
+    pad_to = padded_size(list(firsts), pad_to)
+    padded = {index: _signature(build(points[index], pad_to)) for index, _ in firsts.values()}
+    reference = min(padded)
+    for index, signature in padded.items():
+        if not _same(signature, padded[reference]):
+            _refuse_structure(points, index, reference,
+                              _difference(signature, padded[reference]))
+    model, objective, _ = build(points[reference], pad_to)
+    return Members(pad_to, eqx.filter_eval_shape(metrics, model, objective))
+
+
+def _refuse_structure(points, index: int, other: int, difference: str):
+    raise ValueError(f"`make_problem` built a problem at grid point {points[index]} that cannot "
+                     f"share a batch with the one at {points[other]} ({difference}): members "
+                     "of a sweep may differ only in array values and in their number of "
+                     "examples (which is padded), not in shapes or other settings.")
 
 
 def _stack(problems, indices):
@@ -234,13 +327,22 @@ def run_on_devices(devices: Sequence, assignments: Sequence[Sequence[int]],
     - `assignments`: for each device, its chunk indices.
     - `run`: (chunk index, device) -> None, called once per chunk.
 
-    **Returns:** nothing; the first error of any worker is raised.
+    **Returns:** nothing. After an error the other workers stop at their next chunk (the
+    chunks they finished are kept) and the error is raised.
     """
+    failed = threading.Event()
+
     def worker(device, chunks):
         for chunk in chunks:
-            run(chunk, device)
+            if failed.is_set():  # another device failed: stop at the chunk boundary
+                return
+            try:
+                run(chunk, device)
+            except BaseException:
+                failed.set()
+                raise
 
     with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
         futures = [pool.submit(worker, d, a) for d, a in zip(devices, assignments, strict=True)]
-        for future in futures:
-            future.result()
+    for future in futures:
+        future.result()

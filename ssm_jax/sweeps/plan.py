@@ -138,8 +138,8 @@ def padded_size(num_examples: Sequence[int], pad_to: int | None = None) -> int:
     if pad_to is None:
         return largest
     if pad_to < largest:
-        raise ValueError(f"`pad_to` = {pad_to} is smaller than the largest problem "
-                         f"({largest} examples).")
+        raise ValueError(f"`pad_to` = {pad_to} is not allowed: expected at least {largest}, "
+                         "the largest member's number of examples.")
     return int(pad_to)
 
 

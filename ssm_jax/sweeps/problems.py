@@ -14,6 +14,20 @@ from ..objective import Objective, TargetFit
 MODELS = ("ufm", "ssm", "ssm_class", "deep_ufm")
 LOSSES = ("square", "square_centered", "cross_entropy")
 
+SETTINGS: dict[str, tuple[str, str | None]] = {
+    "ratio": ("imbalance ratio R = n_maj / n_min", "1"),
+    "num_classes": ("number of classes k", "1"),
+    "minority_size": ("examples per minority class n_min", "1"),
+    "majority_fraction": ("fraction rho of majority classes", "1"),
+    "dim": ("width d of the model", "1"),
+    "depth": ("number of layers N of the deep linear model", "1"),
+    "init_scale": ("initial scale sigma of the parameters", "1"),
+    "learning_rate": ("learning rate eta of the optimizer", "1"),
+    "momentum": ("momentum of the optimizer", "1"),
+}
+"""name -> (`long_name`, `units`) of the settings a configured sweep varies, beyond those
+`results.VARIABLES` describes (power, seed, l2): the CF-style description of a grid axis."""
+
 
 def _with_width(model, extra: int):
     """Zero feature dimensions appended to a UFM or SSM: they get zero gradient and stay
@@ -36,7 +50,8 @@ def imbalance_problem(*, model: str = "ufm", loss: str = "square", num_classes: 
       matrix), "ssm_class" (the class-level k x k target, cheapest), or "deep_ufm"
       (`DeepLinear` of `depth` layers on free features, loss re-weighting).
     - `loss`: for "ufm"/"deep_ufm": "square", "square_centered" or "cross_entropy"; the SSM
-      always fits its target in square loss ("square_centered" centers the target).
+      fits its target in square loss ("square_centered" centers the target; "cross_entropy"
+      is refused).
     - `num_classes`, `ratio`, `minority_size`, `majority_fraction`: the `StepImbalance`.
     - `power`: gamma of the class weights omega_c ~ n_c^-gamma.
     - `dim`, `init_scale`, `seed`: the model's width, initial scale sigma and key.
@@ -47,6 +62,10 @@ def imbalance_problem(*, model: str = "ufm", loss: str = "square", num_classes: 
     """
     _validate.choice("model", model, MODELS)
     _validate.choice("loss", loss, LOSSES)
+    if model.startswith("ssm") and loss == "cross_entropy":
+        raise ValueError(f"`loss` = {loss!r} is not allowed with `model` = {model!r}: the SSM "
+                         "fits its target in square loss; expected 'square' or "
+                         "'square_centered'.")
     spec = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction)
     counts = spec.counts
     weights = class_weights(counts, power)
