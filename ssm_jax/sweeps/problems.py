@@ -113,13 +113,17 @@ def predicted_ratio(*, model: str = "ufm", num_classes: int = 10, ratio: float =
                     minority_size: int = 10, majority_fraction: float = 0.5, power: float = 0.0,
                     dim: int = 32, init_scale: float = 1e-3, **_):
     """The closed-form t_minority / t_majority for the typical start of `imbalance_problem`
-    (square loss): the SSM's reading for "ssm"/"ssm_class", the UFM's otherwise.
+    (square loss): the SSM's reading for "ssm"/"ssm_class", the UFM's for "ufm". NaN for
+    "deep_ufm": the UFM's closed form holds for two factors only, and none is derived here
+    for loss re-weighting at depth N.
 
     **Arguments:** the settings of `imbalance_problem` that enter the closed form; the others
     are accepted and ignored, so a grid point's settings can be passed whole.
 
     **Returns:** the ratio, a float.
     """
+    if model == "deep_ufm":
+        return float("nan")
     counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
     a0 = expected_init_strength(init_scale, dim)
     if model.startswith("ssm"):
