@@ -16,7 +16,7 @@ A configured sweep also records, per member, the closed-form `predicted_ratio`
 import dataclasses
 import inspect
 from pathlib import Path
-import sys
+import tomllib
 
 import diffrax
 import numpy as np
@@ -26,11 +26,6 @@ from ..data.imbalance import StepImbalance
 from ..dynamics import Flow, Train
 from .grid import Grid
 from .problems import imbalance_problem, predicted_ratio, predicted_steps
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 _PROBLEM = {name: type(p.default) for name, p in
             inspect.signature(imbalance_problem).parameters.items() if name != "width"}
