@@ -36,3 +36,17 @@ def no_files_left_behind(tmp_path_factory):
         pytest.fail(f"Tests left {len(left)} ssm_jax_* entries in the temporary directory: "
                     f"{left}. Remove them where they are made (TemporaryDirectory, tmp_path).")
     shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """`read_only(*folders)`: from then on `os.access` sees `folders` as not writable, as it
+    would for anyone but root (root writes anywhere, so a chmod alone would not show it)."""
+
+    def make(*folders):
+        seen = {Path(f) for f in folders}
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw)
+                            and not (Path(path) in seen and mode & os.W_OK))
+
+    return make

@@ -1,5 +1,4 @@
 import inspect
-import os
 from pathlib import Path
 import subprocess
 import sys
@@ -83,22 +82,15 @@ def test_out_under_a_file_is_refused_and_nothing_made(tmp_path):
     assert target.read_text() == "keep me"
 
 
-def test_read_only_out_is_refused_before_any_work(tmp_path, monkeypatch):
+def test_read_only_out_is_refused_before_any_work(tmp_path, read_only):
     folder = tmp_path / "read_only"
     folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):  # root writes anywhere: make the check see it read-only
-            access = os.access
-            monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw)
-                                and not (Path(path) == folder and mode & os.W_OK))
-        _refused(["demo", "--out", str(folder)], "--out", str(folder), "not writable")
-        # A folder to be made inside it names the parent that cannot be written.
-        _refused(["demo", "--out", str(folder / "new")], str(folder / "new"),
-                 f"its parent '{folder}' is not writable")
-        assert list(folder.iterdir()) == []
-    finally:
-        folder.chmod(0o700)
+    read_only(folder)
+    _refused(["demo", "--out", str(folder)], "--out", str(folder), "not writable")
+    # A folder to be made inside it names the parent that cannot be written.
+    _refused(["demo", "--out", str(folder / "new")], str(folder / "new"),
+             f"its parent '{folder}' is not writable")
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")

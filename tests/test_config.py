@@ -181,14 +181,7 @@ def test_unreadable_configs_are_named(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
-def _read_only(monkeypatch, *folders):
-    """`os.access` that sees `folders` read-only (as it would for anyone but root)."""
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and not (
-        Path(path) in folders and mode & os.W_OK))
-
-
-def test_output_paths_are_refused_before_compute(tmp_path, monkeypatch):
+def test_output_paths_are_refused_before_compute(tmp_path, read_only):
     cfg = _write(tmp_path, TINY)
     file = _write(tmp_path, "keep me", "file.txt")
     for out, parts in ((file, ["--out", str(file), "is a file", "expected a folder"]),
@@ -204,18 +197,18 @@ def test_output_paths_are_refused_before_compute(tmp_path, monkeypatch):
     stored = tmp_path / "stored"
     (stored / "chunks").mkdir(parents=True)
     (stored / "manifest.json").write_text("{}")
-    read_only = tmp_path / "read_only"
-    read_only.mkdir()
-    _read_only(monkeypatch, stored, read_only)
-    for args in (["--out", read_only], ["--out", read_only / "new"],
+    locked = tmp_path / "read_only"
+    locked.mkdir()
+    read_only(stored, locked)
+    for args in (["--out", locked], ["--out", locked / "new"],
                  ["--out", stored, "--resume"]):
         result = _invoke("sweep", cfg, *args)
         assert result.exit_code == 2, result.output
         assert "not writable" in result.output and str(args[1]) in _words(result.output)
-    assert list(read_only.iterdir()) == [] and not list((stored / "chunks").iterdir())
+    assert list(locked.iterdir()) == [] and not list((stored / "chunks").iterdir())
 
 
-def test_plot_checks_its_file_before_drawing(tmp_path, monkeypatch):
+def test_plot_checks_its_file_before_drawing(tmp_path, read_only):
     # The store is not read when the file is refused: no "holds no sweep" here.
     result = _invoke("plot", tmp_path / "no_store", "--out", tmp_path / "f3.xyz")
     assert result.exit_code == 2
@@ -224,7 +217,7 @@ def test_plot_checks_its_file_before_drawing(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "is not allowed" in result.output
     store = tmp_path / "store"
     store.mkdir()
-    _read_only(monkeypatch, store)
+    read_only(store)
     result = _invoke("plot", store)
     assert result.exit_code == 2 and "not writable" in result.output
     result = _invoke("plot", tmp_path / "no_store")

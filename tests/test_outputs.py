@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import jax
@@ -158,19 +157,12 @@ def test_output_folder_refusals_name_parameter_value_and_what_is_allowed(tmp_pat
     assert reason in message and "expected" in message
 
 
-def test_output_folder_refuses_a_read_only_parent(tmp_path, monkeypatch):
+def test_output_folder_refuses_a_read_only_parent(tmp_path, read_only):
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):  # root writes anywhere: make the check see it read-only
-            access = os.access
-            monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw)
-                                and not (Path(path) == folder and mode & os.W_OK))
-        with pytest.raises(ValueError, match=f"its parent '{folder}' is not writable"):
-            _validate.output_folder("store", folder / "new" / "deeper")
-    finally:
-        folder.chmod(0o700)
+    read_only(folder)
+    with pytest.raises(ValueError, match=f"its parent '{folder}' is not writable"):
+        _validate.output_folder("store", folder / "new" / "deeper")
 
 
 def test_output_folder_expands_home(tmp_path, monkeypatch):

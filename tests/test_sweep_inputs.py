@@ -3,7 +3,6 @@ written; failures before and after the first chunk; members that did not finish 
 
 import importlib
 import json
-import os
 from pathlib import Path
 import sys
 
@@ -131,7 +130,7 @@ def test_members_are_checked_as_a_single_run_would_be(tmp_path):
              store=store)
 
 
-def test_output_folders_are_refused_before_compute(tmp_path, monkeypatch):
+def test_output_folders_are_refused_before_compute(tmp_path, read_only):
     file = tmp_path / "file.txt"
     file.write_text("keep me")
     _refused(lambda: _sweep(file), "`store` = '" + str(file), "is a file", "expected a folder")
@@ -148,15 +147,13 @@ def test_output_folders_are_refused_before_compute(tmp_path, monkeypatch):
     (stored / "chunks").mkdir(parents=True)
     (stored / "manifest.json").write_text(json.dumps({"grid": GRID.to_dict()}))
     _refused(lambda: _sweep(stored), "already holds a sweep", "resume=True")
-    read_only = tmp_path / "read_only"
-    read_only.mkdir()
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and not (
-        Path(path) in (stored, read_only) and mode & os.W_OK))
-    _refused(lambda: _sweep(read_only), f"`store` = '{read_only}'", "not writable",
+    locked = tmp_path / "read_only"
+    locked.mkdir()
+    read_only(stored, locked)
+    _refused(lambda: _sweep(locked), f"`store` = '{locked}'", "not writable",
              "expected a folder that exists and is writable")
-    _refused(lambda: _sweep(read_only / "new"), f"its parent '{read_only}' is not writable",
-             store=read_only / "new")
+    _refused(lambda: _sweep(locked / "new"), f"its parent '{locked}' is not writable",
+             store=locked / "new")
     _refused(lambda: _sweep(stored, resume=True), f"`store` = '{stored}'", "not writable")
 
 
