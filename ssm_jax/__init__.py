@@ -8,7 +8,13 @@ The package reads left to right along the data flow: `data` (imbalance, separabl
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analytic as analytic, data as data, losses as losses, sweeps as sweeps
+from . import (
+    analytic as analytic,
+    data as data,
+    losses as losses,
+    schedules as schedules,
+    sweeps as sweeps,
+)
 from .analytic import learning_time_ratio as learning_time_ratio, max_margin as max_margin
 from .data import (
     LongTailImbalance as LongTailImbalance,
@@ -57,6 +63,12 @@ from .objective import (
     AbstractObjective as AbstractObjective,
     Objective as Objective,
     TargetFit as TargetFit,
+)
+from .schedules import (
+    AbstractWeightSchedule as AbstractWeightSchedule,
+    ConstantWeights as ConstantWeights,
+    RampedWeights as RampedWeights,
+    SwitchedWeights as SwitchedWeights,
 )
 from .sweeps import (
     Grid as Grid,

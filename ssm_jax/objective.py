@@ -4,7 +4,8 @@ of the parameters, plus the metrics recorded along a trajectory.
 The two readings of "re-weighting" stand side by side (see docs/theory.md):
 
 - `Objective`, *loss re-weighting*: (1/n) sum_i q_i l(f(x_i); y_i) + (lambda/2)|theta|^2, with
-  q_i = omega_{y_i} times any per-example importance weight. Any model and loss.
+  q_i = omega_{y_i}(t) times any per-example importance weight. Any model and loss; the class
+  weights may change with time (`schedules`), and `at(t)` gives the objective at time t.
 - `TargetFit`, *target re-weighting*: (1/(2n)) |Z - T|_F^2 + (lambda/2)|theta|^2, the SSM's
   fit of a (re-weighted) target matrix T such as `label_matrix(counts, weights)`.
 
@@ -22,10 +23,10 @@ from jaxtyping import Array, Float, Int
 import numpy as np
 
 from . import _validate
-from .data.imbalance import check_class_weights
 from .losses import AbstractLoss, correct_class_outputs, l2_penalty
 from .metrics.per_class import class_means, mode_strengths
 from .models import AbstractModel, output_shape
+from .schedules import AbstractWeightSchedule, ConstantWeights, weight_schedule
 
 
 class AbstractObjective(eqx.Module):
@@ -39,8 +40,9 @@ class AbstractObjective(eqx.Module):
     - `metrics(model)`: what a trajectory records, by default;
     - `check_model(model)`: whether a model's outputs fit the objective, from shapes alone.
 
-    Every numeric field should be an array leaf, so that objectives differing only in numbers
-    share one compilation.
+    An objective that changes with time also overrides `at(t)` and `jump_times()`; the
+    defaults describe one that does not. Every numeric field should be an array leaf, so that
+    objectives differing only in numbers share one compilation.
     """
 
     labels: eqx.AbstractVar[Int[Array, " n"]]
@@ -80,6 +82,23 @@ class AbstractObjective(eqx.Module):
         - `model`: the model to check.
         """
 
+    def at(self, t) -> "AbstractObjective":
+        """The objective at time `t`: what the flow descends at flow time t and discrete
+        training at step count t. An objective that does not change with time is itself.
+
+        **Arguments:**
+
+        - `t`: the time, a scalar (flow time, or step count).
+
+        **Returns:** an objective of the same kind that no longer depends on time.
+        """
+        return self
+
+    def jump_times(self) -> Float[Array, " j"]:
+        """The times where the objective jumps or kinks, (j,), which the flow steps onto;
+        (0,) for an objective that does not change with time."""
+        return jnp.zeros((0,), dtype=jnp.result_type(float))
+
 
 def _per_class(num_classes, class_index, loss_values, correct, outputs, progress):
     return {
@@ -102,12 +121,16 @@ class Objective(AbstractObjective):
 
     - `labels`: (n,) as the loss reads them: class indices 0..k-1 for a class loss, -1/+1 for a
       margin loss.
-    - `loss`: an `AbstractLoss`, e.g. `losses.square`, `losses.cross_entropy`.
-    - `class_weights`: omega_c, (k,), e.g. `class_weights(counts, power)`. Default all ones.
+    - `loss`: an `AbstractLoss`, e.g. `losses.square`, `losses.cross_entropy`, `losses.LDAM`.
+    - `class_weights`: omega_c, (k,), e.g. `class_weights(counts, power)`, or a schedule
+      omega_c(t) (`schedules.SwitchedWeights`, `schedules.RampedWeights`). Default all ones.
     - `example_weights`: extra per-example (importance) weights, (n,). Default all ones.
     - `inputs`: data (n, p) for models acting on inputs; None for free-feature models.
     - `l2`: lambda >= 0, the L2 strength on every parameter.
     - `num_classes`: k; default: inferred from the labels (2 for margin losses).
+
+    With a schedule the objective depends on time: the dynamics descend `at(t)`, and calling
+    it (or its `metrics`) directly asks for `at(t)` first.
 
     `metrics` records the per-class means of accuracy, loss, output (the correct-class output,
     or the margin) and progress, with classes indexed by `loss.class_index`, and the loss.
@@ -115,6 +138,7 @@ class Objective(AbstractObjective):
 
     labels: Int[Array, " n"]
     loss: AbstractLoss
+    class_weights: AbstractWeightSchedule
     example_weights: Float[Array, " n"]
     inputs: Array | None
     l2: Float[Array, ""]
@@ -135,15 +159,17 @@ class Objective(AbstractObjective):
         self.labels = jnp.asarray(labels_np)
         self.loss = loss
         self.num_classes = num_classes
+        self.class_weights = weight_schedule(class_weights, num_classes)
         q = jnp.ones(n, dtype=jnp.result_type(float))
-        if class_weights is not None:
-            check_class_weights(class_weights, num_classes)
-            q = q * jnp.asarray(class_weights)[loss.class_index(self.labels)]
         if example_weights is not None:
             _validate.shape("example_weights", example_weights, (n,), "one weight per example")
             _validate.number("example_weights", example_weights, low=0.0)
             q = q * jnp.asarray(example_weights)
-        if _validate.is_concrete(q) and not np.any(np.asarray(q) > 0):
+        # Every weighting the schedule moves between must leave some example a weight.
+        sets = self.class_weights.weight_sets()
+        if _validate.is_concrete((q, sets)) and not all(
+                np.any(np.asarray(omega[loss.class_index(self.labels)] * q) > 0)
+                for omega in sets):
             raise ValueError("The example weights (`class_weights` times `example_weights`) "
                              "are all zero: at least one example needs a positive weight.")
         self.example_weights = q
@@ -156,8 +182,28 @@ class Objective(AbstractObjective):
         self.l2 = _check_l2(l2)
         self.num_examples = jnp.asarray(n, dtype=q.dtype)
 
+    def at(self, t):
+        t = jnp.asarray(t, dtype=self.example_weights.dtype)
+        return eqx.tree_at(lambda o: o.class_weights, self,
+                           ConstantWeights(self.class_weights(t)))
+
+    def jump_times(self):
+        return self.class_weights.jump_times()
+
+    def weights(self) -> Float[Array, " n"]:
+        """q_i = omega_{y_i} times the example weight of each example, (n,); 0 for padding.
+        Raises a `ValueError` where the class weights change with time: use `at(t).weights()`.
+        """
+        if not isinstance(self.class_weights, ConstantWeights):
+            raise ValueError(f"`class_weights` = {type(self.class_weights).__name__} changes "
+                             "with time: evaluate the objective at a time, `objective.at(t)`, "
+                             "as the dynamics do.")
+        # Padding (class -1) picks some class's weight, but its example weight is zero.
+        omega = self.class_weights.weights[self.loss.class_index(self.labels)]
+        return omega * self.example_weights
+
     def __call__(self, model):
-        data_fit = jnp.sum(self.example_weights * self.loss(model(self.inputs), self.labels))
+        data_fit = jnp.sum(self.weights() * self.loss(model(self.inputs), self.labels))
         return data_fit / self.num_examples + self.l2 * l2_penalty(model)
 
     def check_model(self, model):

@@ -133,3 +133,62 @@ def test_bad_input():
     with pytest.raises(ValueError, match="batch_size"):
         sj.train(model, objective, optax.sgd(0.1), steps=10, batch_size=100,
                  key=jax.random.key(0))
+
+
+def test_switched_flow_equals_two_flows_and_compiles_once():
+    """Deferred re-weighting: a flow whose weights switch at t_s is the flow to t_s followed
+    by a flow from its end with the new weights. The switch is a jump time, so the flow steps
+    onto it instead of rejecting its way through; one compilation serves every switch time."""
+    before, after = np.ones(K), np.asarray(sj.class_weights(COUNTS, 1.0))
+    model = sj.UFM(COUNTS, D, init_scale=0.5, key=jax.random.key(2), bias=True)
+    objective = lambda w: sj.Objective(LABELS, sj.losses.cross_entropy,  # noqa: E731
+                                       class_weights=w, l2=1e-2)
+    tol = dict(rtol=1e-12, atol=1e-12)
+    traces = eqx.debug.get_num_traces(base.compiled_run)
+    for switch in (1.3, 2.9):
+        ts = np.array([0.0, 1.0, switch, 4.0, 6.0])
+        switched = sj.gradient_flow(
+            model, objective(sj.SwitchedWeights(before, after, switch)), ts=ts,
+            save_params=True, **tol)
+        first = sj.gradient_flow(model, objective(before), ts=ts[:3], **tol)
+        second = sj.gradient_flow(first.final, objective(after), ts=ts[2:],
+                                  save_params=True, **tol)
+        for ours, theirs in zip(jax.tree.leaves(switched.final),
+                                jax.tree.leaves(second.final), strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(switched.metrics["loss"][2:], second.metrics["loss"],
+                                   rtol=1e-10)
+        np.testing.assert_allclose(switched.params.W[2:], second.params.W, rtol=1e-10,
+                                   atol=1e-10)
+        rejected = [int(run.stats["num_rejected_steps"]) for run in (switched, first, second)]
+        assert rejected[0] <= rejected[1] + rejected[2] + 1
+    # The switched flows compiled once; each of the two halves once more.
+    assert eqx.debug.get_num_traces(base.compiled_run) - traces == 3
+
+
+def test_ramped_weights_flow_matches_scipy():
+    """Weights ramped linearly between two sets: the flow against scipy's solve_ivp on the
+    hand-written gradient, integrated piece by piece between the ramp's kinks."""
+    before, after = np.asarray(sj.class_weights(COUNTS, 1.0)), np.ones(K)
+    start, end, t1 = 1.0, 4.0, 6.0
+    model = sj.UFM(COUNTS, D, init_scale=0.5, key=jax.random.key(3), bias=True)
+    objective = sj.Objective(LABELS, sj.losses.square, l2=1e-2,
+                             class_weights=sj.RampedWeights(before, after, start, end))
+    ts = np.array([0.0, 0.5, 2.0, 3.5, 5.0, 6.0])
+    traj = sj.gradient_flow(model, objective, ts=ts, save_params=True, rtol=1e-12, atol=1e-14)
+
+    def omega(t):
+        return before + np.clip((t - start) / (end - start), 0.0, 1.0) * (after - before)
+
+    theta = np.concatenate([np.ravel(model.W), np.ravel(model.H), np.ravel(model.b)])
+    states = {0.0: theta}
+    for a, b in [(0.0, start), (start, end), (end, t1)]:
+        t_eval = np.union1d(ts[(ts > a) & (ts < b)], [b])
+        sol = solve_ivp(lambda t, th: -_numpy_gradient(th, "square", omega(t), 1e-2), (a, b),
+                        states[a], method="DOP853", t_eval=t_eval, rtol=1e-13, atol=1e-15)
+        states.update(zip(t_eval, sol.y.T, strict=True))
+    ref = np.array([states[t] for t in ts])
+    p = traj.params
+    ours = np.concatenate([p.W.reshape(6, -1), p.H.reshape(6, -1), p.b], axis=1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-8, atol=1e-10)
+    assert np.max(np.abs(ref[-1] - ref[0])) > 0.1  # the parameters did move

@@ -69,3 +69,27 @@ def test_objective_bad_input():
         sj.TargetFit(np.ones(3))
     with pytest.raises(ValueError, match="key"):
         sj.train(*_problem(), optax.sgd(0.1), steps=10, batch_size=2)
+
+
+def test_switch_at_step_s_is_s_steps_then_the_new_weights():
+    """Discrete deferred re-weighting: GD whose weights switch at step s is s GD steps with
+    the first weights, then GD with the second, from where it stopped."""
+    model = sj.UFM(SPEC.counts, 4, init_scale=0.3, key=jax.random.key(1))
+    before, after = np.ones(3), np.asarray(sj.class_weights(SPEC.counts, 1.0))
+    objective = lambda w: sj.Objective(SPEC.labels, sj.losses.cross_entropy,  # noqa: E731
+                                       class_weights=w)
+    s, steps, opt = 30, 50, optax.sgd(0.3)
+    switched = sj.train(model, objective(sj.SwitchedWeights(before, after, s)), opt, steps,
+                        record_every=10)
+    first = sj.train(model, objective(before), opt, s, record_every=10)
+    second = sj.train(first.final, objective(after), opt, steps - s, record_every=10)
+    np.testing.assert_allclose(switched.final.W, second.final.W, rtol=1e-12)
+    np.testing.assert_allclose(switched.final.H, second.final.H, rtol=1e-12)
+    # Records at step k are those of the objective at k: before up to s - 1, after from s.
+    np.testing.assert_allclose(switched.metrics["loss"][:3], first.metrics["loss"][:3],
+                               rtol=1e-12)
+    np.testing.assert_allclose(switched.metrics["loss"][3:], second.metrics["loss"],
+                               rtol=1e-12)
+    # Not a constant weighting in disguise: the switch changed the path.
+    plain = sj.train(model, objective(before), opt, steps, record_every=10)
+    assert not np.allclose(plain.final.W, switched.final.W, rtol=1e-6)

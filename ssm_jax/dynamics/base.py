@@ -65,7 +65,8 @@ class AbstractDynamics(eqx.Module):
 
         - `params`, `static`: the model split by `eqx.partition(model, eqx.is_inexact_array)`;
           `params` is the state that moves.
-        - `objective`: an `AbstractObjective`.
+        - `objective`: an `AbstractObjective`; at time t (flow time, or step count) the run
+          descends and records `objective.at(t)`, and a flow steps onto its `jump_times()`.
         - `key`: a JAX key for whatever the run draws (minibatches, dropout), or None.
         - `metrics`: (model, objective) -> dict of arrays, recorded at `record_times()`.
         - `save_params`: also record the parameters at every record time.

@@ -2,7 +2,8 @@
 
 The whole run is one compiled `lax.scan` (`scan_records`, shared by every trainer of the
 package), recording the same metrics as the flow. Plain GD with step eta is the Euler
-discretization of the flow with dt = eta.
+discretization of the flow with dt = eta. Time is the step count: the step from step k to
+k + 1 descends `objective.at(k)`, and the metrics at step k are those of `objective.at(k)`.
 """
 
 from collections.abc import Callable
@@ -23,8 +24,9 @@ def scan_records(step, record, state, key, num_records: int, record_every: int):
 
     **Arguments:**
 
-    - `step`: (state, key) -> state, one optimizer step.
-    - `record`: state -> pytree of arrays, what is recorded.
+    - `step`: (state, key, k) -> state, one optimizer step from step count k to k + 1 (k an
+      integer array, so that an objective on a schedule can be taken at its time).
+    - `record`: (state, k) -> pytree of arrays, what is recorded at step count k.
     - `state`: the initial state.
     - `key`: split into one key per step.
     - `num_records`, `record_every`: records after every `record_every` steps.
@@ -33,13 +35,15 @@ def scan_records(step, record, state, key, num_records: int, record_every: int):
     `num_records + 1`).
     """
 
-    def chunk(state, key):
-        state = jax.lax.scan(lambda s, k: (step(s, k), None), state,
-                             jax.random.split(key, record_every))[0]
-        return state, record(state)
+    def chunk(state, inputs):
+        key, start = inputs
+        steps = (jax.random.split(key, record_every), start + jnp.arange(record_every))
+        state = jax.lax.scan(lambda s, x: (step(s, *x), None), state, steps)[0]
+        return state, record(state, start + record_every)
 
-    final, recorded = jax.lax.scan(chunk, state, jax.random.split(key, num_records))
-    return final, prepend(record(state), recorded)
+    starts = record_every * jnp.arange(num_records)
+    final, recorded = jax.lax.scan(chunk, state, (jax.random.split(key, num_records), starts))
+    return final, prepend(record(state, jnp.asarray(0)), recorded)
 
 
 class Train(AbstractDynamics):
@@ -131,16 +135,17 @@ class Train(AbstractDynamics):
         model_of = lambda p: eqx.combine(p, static)  # noqa: E731
         key = jax.random.key(0) if key is None else key
 
-        def step(state, key):
+        def step(state, key, k):
             params, opt_state = state
-            batch = objective if self.batch_size is None else objective.minibatch(
+            current = objective.at(k)
+            batch = current if self.batch_size is None else current.minibatch(
                 key, self.batch_size)
             grads = jax.grad(lambda p: batch(model_of(p)))(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state
 
-        def record(state):
-            recorded = metrics(model_of(state[0]), objective)
+        def record(state, k):
+            recorded = metrics(model_of(state[0]), objective.at(k))
             return (recorded, state[0]) if save_params else recorded
 
         (final, _), recorded = scan_records(step, record, (params, optimizer.init(params)),

@@ -7,6 +7,9 @@ Only metrics are recorded at the save times (`SaveAt(fn=...)`), plus the final m
 parameter history is kept only on request. The objective travels as the solver's `args`, and
 save times and tolerances are array leaves, so runs that differ in weights, targets, L2,
 initial parameters, final time or tolerance share one compilation.
+
+An objective that changes with time (class weights on a schedule) is descended as
+`objective.at(t)`, and the step-size controller steps exactly onto its `jump_times()`.
 """
 
 from typing import Any
@@ -26,12 +29,14 @@ from .trajectory import Trajectory, status_code
 
 
 def vector_field(model, objective):
-    """The flow's vector field f(t, params, objective) = -grad L, for the parameters of
-    `model` (its floating-point arrays); the rest of the model is held fixed."""
+    """The flow's vector field f(t, params, objective) = -grad L_t, the gradient of
+    `objective.at(t)`, for the parameters of `model` (its floating-point arrays); the rest of
+    the model is held fixed."""
     _, static = eqx.partition(model, eqx.is_inexact_array)
 
     def field(t, params, objective):
-        grad = jax.grad(lambda p: objective(eqx.combine(p, static)))(params)
+        current = objective.at(t)
+        grad = jax.grad(lambda p: current(eqx.combine(p, static)))(params)
         return jax.tree_util.tree_map(jnp.negative, grad)
 
     return field
@@ -58,6 +63,31 @@ def default_controller(rtol, atol) -> diffrax.PIDController:
     is unchanged by zero padding, so a padded problem in a sweep takes the very same steps.
     The tolerances are arrays, so runs at other tolerances share one compilation."""
     return diffrax.PIDController(rtol=_floating(rtol), atol=_floating(atol), norm=optx.max_norm)
+
+
+def clip_at_jumps(controller, jump_ts):
+    """`controller` made to step onto the times `jump_ts` (to just before and just after each,
+    restarting the solver there), where the vector field jumps: wrapped in a
+    `diffrax.ClipStepSizeController`, or, if it is one already, with the times added to its
+    own. A constant step size is returned as it is: its steps fall where `dt0` puts them.
+
+    **Arguments:**
+
+    - `controller`: a diffrax step-size controller.
+    - `jump_ts`: the jump times, (j,), an array leaf.
+
+    **Returns:** the controller to integrate with.
+    """
+    if not isinstance(controller, diffrax.AbstractAdaptiveStepSizeController):
+        return controller
+    jump_ts = _floating(jump_ts)
+    if isinstance(controller, diffrax.ClipStepSizeController):
+        own = controller.jump_ts
+        merged = jump_ts if own is None else jnp.concatenate([own, jump_ts.astype(own.dtype)])
+        # diffrax sorts the jump times when the solve starts (`wrap`).
+        return eqx.tree_at(lambda c: c.jump_ts, controller, merged,
+                           is_leaf=lambda x: x is None)
+    return diffrax.ClipStepSizeController(controller, jump_ts=jump_ts)
 
 
 def _floating(x):
@@ -131,7 +161,9 @@ class Flow(AbstractDynamics):
     - `solver`: a diffrax solver instance; default `diffrax.Tsit5()`.
     - `stepsize_controller`: default `default_controller(rtol, atol)` (a PID controller with
       a max error norm) for adaptive solvers, and `ConstantStepSize()` (with `dt0`
-      required) otherwise.
+      required) otherwise. An adaptive controller steps exactly onto the objective's
+      `jump_times()` (e.g. a weight switch); with a constant step a switch at t_s acts from
+      the first step that starts at or after t_s, as in discrete training.
     - `rtol`, `atol`: the default controller's tolerances (> 0).
     - `dt0`: the first step; None lets an adaptive controller choose it.
     - `max_steps`: a run that needs more ends with status "max_steps" instead of raising.
@@ -196,7 +228,7 @@ class Flow(AbstractDynamics):
                 "atol": tolerance("atol"), "max_steps": self.max_steps,
                 "event": None if self.event is None else type(self.event).__name__}
 
-    def integrate(self, field, y0, args, record) -> diffrax.Solution:
+    def integrate(self, field, y0, args, record, jump_ts=None) -> diffrax.Solution:
         """Integrates dy/dt = field(t, y, args) from y0 over the save times: the package's one
         call of `diffrax.diffeqsolve`, traceable, never raising (the result says how it ended).
 
@@ -206,15 +238,20 @@ class Flow(AbstractDynamics):
         - `y0`: the initial state, any pytree of arrays.
         - `args`: passed to `field`, `record` and the event.
         - `record`: (t, y, args) -> what to save at each save time.
+        - `jump_ts`: times where `field` jumps, (j,), stepped onto exactly (`clip_at_jumps`);
+          None or (0,) for none.
 
         **Returns:** the diffrax `Solution`: `ys` = (records at the save times, the state at
         the end); `ts[1]` = the time it ended (t1, or where the event stopped it).
         """
         event = None if self.event is None else diffrax.Event(
             lambda t, y, args, **_: self.event(field, t, y, args))
+        controller = self.stepsize_controller
+        if jump_ts is not None and jnp.shape(jump_ts)[-1]:
+            controller = clip_at_jumps(controller, jump_ts)
         return diffrax.diffeqsolve(
             diffrax.ODETerm(field), self.solver, t0=self.ts[0], t1=self.ts[-1], dt0=self.dt0,
-            y0=y0, args=args, stepsize_controller=self.stepsize_controller,
+            y0=y0, args=args, stepsize_controller=controller,
             max_steps=self.max_steps, throw=False, event=event,
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=self.ts, fn=record),
                                         diffrax.SubSaveAt(t1=True)]),
@@ -223,11 +260,11 @@ class Flow(AbstractDynamics):
     def run(self, params, static, objective, key, metrics, save_params=False,
             hyperparameters=None):
         model_of = lambda p: eqx.combine(p, static)  # noqa: E731
-        record = lambda t, p, obj: metrics(model_of(p), obj)  # noqa: E731
+        record = lambda t, p, obj: metrics(model_of(p), obj.at(t))  # noqa: E731
         if save_params:
-            record = lambda t, p, obj: (metrics(model_of(p), obj), p)  # noqa: E731
+            record = lambda t, p, obj: (metrics(model_of(p), obj.at(t)), p)  # noqa: E731
         sol = self.integrate(vector_field(model_of(params), objective), params, objective,
-                             record)
+                             record, jump_ts=objective.jump_times())
         recorded, final = sol.ys
         final = last(final)
         stop_time = sol.ts[1][-1]

@@ -46,6 +46,7 @@ def pad_examples(obj, size: int):
 
 @pad_examples.register
 def _(obj: Objective, size: int):
+    # Class weights (constant or on a schedule) are per class: padding leaves them as they are.
     labels = _pad_axis(obj.labels, size, 0, obj.loss.padding_label)
     weights = _pad_axis(obj.example_weights, size, 0)
     inputs = None if obj.inputs is None else _pad_axis(obj.inputs, size, 0)

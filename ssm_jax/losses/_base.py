@@ -1,23 +1,14 @@
-"""Per-example losses and their weighted means.
+"""The loss interface and the two label conventions every loss builds on.
 
-Losses are small Equinox modules, so that their parameters (the polynomial tail's alpha)
-are array leaves a sweep can vary without recompiling. Each maps outputs and labels to one
-loss per example; the `Objective` takes the weighted mean.
-
-- Class losses (`AbstractClassLoss`) act on logits (n, k) and integer labels in 0..k-1.
-- Margin losses (`AbstractMarginLoss`) act on one output per example, (n,) or (n, 1), and
-  labels in {-1, +1}, through the margin m_i = y_i f(x_i).
-
-Each kind owns its label convention (which labels are allowed, the class index metrics use,
-the label of padding, what counts as correct), so that objectives, metrics and padding ask the
-loss instead of telling the kinds apart.
-
-Each loss also defines `progress`: how far an example's correct-class output has gone from
-its value at zero outputs to its fitted value (0 at the start, 1 when fit). A class's learning
-time is the first time its mean progress reaches 1/2.
+- Class losses (`AbstractClassLoss`) act on logits (n, k) and integer labels in 0..k-1;
+  padding carries label -1.
+- Binary losses (`AbstractBinaryLoss`) act on one output per example, (n,) or (n, 1), and
+  labels in {-1, +1}; padding carries label 0. Margin losses (`AbstractMarginLoss`) are the
+  binary losses that are a function of the margin m_i = y_i f(x_i) alone.
 """
 
 import abc
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -26,7 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 import numpy as np
 
-from . import _validate
+from .. import _validate
 
 
 class AbstractLoss(eqx.Module):
@@ -41,7 +32,7 @@ class AbstractLoss(eqx.Module):
       imply), `class_index` (the class 0..k-1 the per-class metrics file an example under),
       `padding_label`, `correct` and `correct_output`.
 
-    Subclass `AbstractClassLoss` (logits and class indices) or `AbstractMarginLoss` (one output
+    Subclass `AbstractClassLoss` (logits and class indices) or `AbstractBinaryLoss` (one output
     and labels -1/+1), which supply the label convention, rather than this class.
     """
 
@@ -114,8 +105,18 @@ def margins(outputs, labels):
     return jnp.reshape(outputs, labels.shape) * labels
 
 
+def per_class(**kwargs):
+    """A field of a class loss with one entry per class (its last axis), which `check_labels`
+    holds to the number of classes: `delta: Float[Array, " k"] = per_class()`."""
+    return eqx.field(metadata={"per_class": True}, **kwargs)
+
+
 class AbstractClassLoss(AbstractLoss):
-    """A loss of logits (n, k) and class indices 0..k-1; padding carries label -1."""
+    """A loss of logits (n, k) and class indices 0..k-1; padding carries label -1.
+
+    Parameters with one entry per class are declared with `per_class()`, so that labels of
+    another number of classes are refused before compute.
+    """
 
     padding_label: ClassVar[int] = -1
 
@@ -125,6 +126,12 @@ class AbstractClassLoss(AbstractLoss):
             num_classes = int(labels.max()) + 1 if labels.size else 0
         _validate.integer("num_classes", num_classes, minimum=2)
         _validate.labels("labels", labels, num_classes)
+        for field in dataclasses.fields(self):
+            shape = np.shape(getattr(self, field.name))
+            if field.metadata.get("per_class") and shape[-1:] != (num_classes,):
+                raise ValueError(f"`{field.name}` of {type(self).__name__} has shape {shape}, "
+                                 f"but the labels have {num_classes} classes: expected "
+                                 f"({num_classes},), one entry per class.")
         return num_classes
 
     def check_outputs(self, shape, num_classes):
@@ -143,53 +150,14 @@ class AbstractClassLoss(AbstractLoss):
         return jnp.argmax(outputs, axis=-1) == labels
 
 
-class Square(AbstractClassLoss):
-    """(1/2)|z - t_y|^2 with target t_y = e_y, or e_y - 1/k when `center`."""
+class AbstractBinaryLoss(AbstractLoss):
+    """A loss of one output f(x) per example and binary labels y in {-1, +1}.
 
-    center: bool = eqx.field(static=True, default=False)
-
-    def _targets(self, outputs, labels):
-        k = outputs.shape[-1]
-        targets = jax.nn.one_hot(labels, k, dtype=outputs.dtype)
-        return targets - 1.0 / k if self.center else targets
-
-    def __call__(self, outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
-        return 0.5 * jnp.sum((outputs - self._targets(outputs, labels)) ** 2, axis=-1)
-
-    def progress(self, outputs, labels):
-        k = outputs.shape[-1]
-        correct = self.correct_output(outputs, labels)
-        return correct / (1.0 - 1.0 / k) if self.center else correct
-
-
-class CrossEntropy(AbstractClassLoss):
-    """-log softmax(z)_y. Progress is the correct-class probability, rescaled from chance 1/k."""
-
-    def __call__(self, outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
-        logp = jax.nn.log_softmax(outputs, axis=-1)
-        return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-
-    def progress(self, outputs, labels):
-        k = outputs.shape[-1]
-        p = jnp.exp(-self(outputs, labels))
-        return (p - 1.0 / k) / (1.0 - 1.0 / k)
-
-
-class AbstractMarginLoss(AbstractLoss):
-    """A loss of the margin m = y f(x) for binary labels y in {-1, +1}, through `of_margin`.
-
-    Class index 0 is the -1 class and 1 the +1 class; padding carries label 0, whose margin is
-    0 whatever the output.
+    Class index 0 is the -1 class and 1 the +1 class; padding carries label 0, whose margin
+    y f(x) is 0 whatever the output.
     """
 
     padding_label: ClassVar[int] = 0
-
-    @abc.abstractmethod
-    def of_margin(self, margins: Float[Array, " n"]) -> Float[Array, " n"]:
-        """The loss as a function of the margin."""
-
-    def __call__(self, outputs, labels):
-        return self.of_margin(margins(outputs, labels))
 
     def progress(self, outputs, labels):
         # Margin losses have no finite fit; a margin of 1 is the conventional "learned".
@@ -223,57 +191,15 @@ class AbstractMarginLoss(AbstractLoss):
         return margins(outputs, labels) > 0
 
 
-class Logistic(AbstractMarginLoss):
-    """log(1 + e^-m)."""
+class AbstractMarginLoss(AbstractBinaryLoss):
+    """A binary loss that is a function of the margin m = y f(x) alone, through `of_margin`."""
 
-    def of_margin(self, m):
-        return jnp.logaddexp(0.0, -m)
+    @abc.abstractmethod
+    def of_margin(self, margins: Float[Array, " n"]) -> Float[Array, " n"]:
+        """The loss as a function of the margin."""
 
-
-class Exponential(AbstractMarginLoss):
-    """e^-m."""
-
-    def of_margin(self, m):
-        return jnp.exp(-m)
-
-
-class SquareMargin(AbstractMarginLoss):
-    """(1/2)(1 - m)^2, the square loss (1/2)(f - y)^2 written in the margin (y^2 = 1)."""
-
-    def of_margin(self, m):
-        return 0.5 * (1.0 - m) ** 2
-
-
-class PolynomialTail(AbstractMarginLoss):
-    """Polynomially tailed loss (Wang, Chatterji, Haque & Hashimoto 2022): the logistic loss
-    rescaled to 1 at m = 1, log(1 + e^-m) / log(1 + e^-1), for m <= 1, and m^(-alpha) beyond.
-
-    **Arguments:**
-
-    - `alpha`: the tail's exponent, > 0; an array leaf, so a sweep over it compiles once.
-    """
-
-    alpha: Float[Array, ""]
-
-    def __init__(self, alpha=1.0):
-        _validate.number("alpha", alpha, low=0.0, low_open=True)
-        if np.ndim(alpha):
-            raise ValueError(f"`alpha` has shape {np.shape(alpha)}, expected a scalar.")
-        self.alpha = jnp.asarray(alpha)
-
-    def of_margin(self, m):
-        logistic = jnp.logaddexp(0.0, -m) / jnp.logaddexp(0.0, -1.0)
-        # Keep the unused branch finite so that its gradient is not NaN.
-        tail = jnp.maximum(m, 1.0) ** (-self.alpha)
-        return jnp.where(m <= 1.0, logistic, tail)
-
-
-square = Square()
-square_centered = Square(center=True)
-cross_entropy = CrossEntropy()
-logistic = Logistic()
-exponential = Exponential()
-square_margin = SquareMargin()
+    def __call__(self, outputs, labels):
+        return self.of_margin(margins(outputs, labels))
 
 
 def weighted_mean(values: Float[Array, " n"], weights: Float[Array, " n"]):
