@@ -63,6 +63,12 @@ class _Counted(eqx.Module):
         jax.debug.callback(self.count)
         return self.objective(model)
 
+    def at(self, t):
+        return _Counted(self.objective.at(t), self.count)
+
+    def jump_times(self):
+        return self.objective.jump_times()
+
 
 def _nothing(model, objective):
     return jnp.zeros(())
