@@ -32,6 +32,7 @@ from .dynamics import (
     AbstractDynamics as AbstractDynamics,
     Flow as Flow,
     NetworkData as NetworkData,
+    SampledSteadyState as SampledSteadyState,
     SteadyState as SteadyState,
     Train as Train,
     Trajectory as Trajectory,

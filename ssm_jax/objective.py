@@ -82,6 +82,7 @@ class AbstractObjective(eqx.Module):
         - `model`: the model to check.
         """
 
+    @abc.abstractmethod
     def at(self, t) -> "AbstractObjective":
         """The objective at time `t`: what the flow descends at flow time t and discrete
         training at step count t. An objective that does not change with time is itself.
@@ -92,12 +93,16 @@ class AbstractObjective(eqx.Module):
 
         **Returns:** an objective of the same kind that no longer depends on time.
         """
-        return self
 
+    @abc.abstractmethod
     def jump_times(self) -> Float[Array, " j"]:
         """The times where the objective jumps or kinks, (j,), which the flow steps onto;
-        (0,) for an objective that does not change with time."""
-        return jnp.zeros((0,), dtype=jnp.result_type(float))
+        (0,) for an objective that does not change with time (`no_jumps()`)."""
+
+
+def no_jumps() -> Float[Array, " 0"]:
+    """The jump times of an objective that does not change with time: none."""
+    return jnp.zeros((0,), dtype=jnp.result_type(float))
 
 
 def _per_class(num_classes, class_index, loss_values, correct, outputs, progress):
@@ -309,6 +314,12 @@ class TargetFit(AbstractObjective):
             raise ValueError(f"`model` gives outputs of shape {shape}, but the target has "
                              f"shape ({k}, {m}): expected outputs ({m}, {k}), one row per "
                              f"target column ({m}) and one column per target row ({k}).")
+
+    def at(self, t):
+        return self  # the target does not change with time
+
+    def jump_times(self):
+        return no_jumps()
 
     def metrics(self, model):
         Z = model().T

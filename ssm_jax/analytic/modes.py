@@ -145,7 +145,9 @@ def effective_init_output(W, H, counts):
 
 def ufm_growth_rates(counts, weights=None):
     """lambda_c = omega_c sqrt(n_c) / n: the linearized growth rate of class c's block under
-    loss re-weighting (its correct-class output grows like exp(2 lambda_c t))."""
+    loss re-weighting. Exactly, g_c = w_c + S_c/sqrt(n_c) grows like exp(lambda_c t) and
+    d_c = w_c - S_c/sqrt(n_c) decays like exp(-lambda_c t); the correct-class output grows
+    like exp(2 lambda_c t) only once d_c has died out (docs/theory.md, Section 3)."""
     counts = _check_counts(counts)
     n_c = jnp.asarray(counts, dtype=jnp.result_type(float))
     if weights is not None:

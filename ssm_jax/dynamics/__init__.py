@@ -4,7 +4,11 @@ returning a `Trajectory`."""
 
 from .base import AbstractDynamics as AbstractDynamics, objective_metrics as objective_metrics
 from .discrete import Train as Train, scan_records as scan_records, train as train
-from .events import AbstractEvent as AbstractEvent, SteadyState as SteadyState
+from .events import (
+    AbstractEvent as AbstractEvent,
+    SampledSteadyState as SampledSteadyState,
+    SteadyState as SteadyState,
+)
 from .flow import Flow as Flow, gradient_flow as gradient_flow, save_times as save_times
 from .network_training import (
     NetworkData as NetworkData,

@@ -22,7 +22,7 @@ from .._timing import timed_call
 from ..losses import CrossEntropy
 from ..models import output_shape
 from ..models.networks import AbstractNetwork
-from ..objective import AbstractObjective
+from ..objective import AbstractObjective, no_jumps
 from .base import objective_metrics
 from .discrete import Train
 
@@ -225,6 +225,12 @@ class NetworkObjective(AbstractObjective):
 
     def check_model(self, model):
         check_network(model, self.data)
+
+    def at(self, t):
+        return self  # its weights do not change with time
+
+    def jump_times(self):
+        return no_jumps()
 
     def metrics(self, model):
         return _record(model, self.data)
