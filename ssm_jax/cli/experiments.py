@@ -1,5 +1,5 @@
-"""`ssm-jax run importance` and `ssm-jax run digits`: the named experiments of
-ssm_jax/experiments, each run, tabled, drawn and written to a folder."""
+"""`ssm-jax run importance`, `ssm-jax run digits` and `ssm-jax run schedules`: the named
+experiments of ssm_jax/experiments, each run, tabled, drawn and written to a folder."""
 
 import dataclasses
 import time
@@ -140,3 +140,57 @@ def digits(
     write_netcdf(ds, out / data_name, config=dataclasses.asdict(config))
     write_csv(rows, out / table_name)
     report_written(out, written)
+
+
+SCHEDULES_WRITTEN = {
+    "F8_schedules.png": "figure F8: the time window in which each method beats ERM, over R",
+    "schedules_windows.csv": "the early-stopping table: window and best gain per method and R",
+    "schedules.nc": "balanced accuracy, gap, learned fraction, closed form, windows (netCDF)",
+}
+"""The files `run schedules` writes, and what each holds."""
+
+
+def schedules(
+    out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
+                   ] = "ssm-jax-out/schedules",
+    quick: Annotated[bool, typer.Option(help="Two ratios, one switch time, coarser saves.")
+                     ] = False,
+):
+    """When to re-weight: the early-stopping map (figure F8).
+
+    ERM, re-weighting, deferred re-weighting and the adjusted losses (logit adjustment, VS,
+    LDAM) on the UFM (square loss, cross-entropy) and the SSM over imbalance ratios: the time
+    window in which each beats ERM's balanced accuracy, beside the closed form's.
+    """
+    out = prepare_out(out, SCHEDULES_WRITTEN)
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from .. import plots
+    from ..experiments import schedules as study
+    from ..results import write_csv, write_netcdf
+
+    config = study.QUICK if quick else study.SchedulesConfig()
+    start = time.perf_counter()
+    with console.status("gradient flows (one sweep per model)") as status:
+        ds = study.run_schedules(
+            config, on_model=lambda name, compile_s, run_s: status.update(
+                f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
+    rows = study.table(ds)
+    shown = table(f"Windows in which each method beats ERM's balanced accuracy by > "
+                  f"{config.threshold:g}", ["model", "method", "R", "start", "end", "gain",
+                                            "closed-form start", "closed-form end"],
+                  left=("model", "method"), caption="-: never, or no closed form")
+    for r in rows:
+        shown.add_row(r["model"], r["method"], f"{r['ratio']:g}",
+                      *[f"{r[name]:.3g}" if np.isfinite(r[name]) else "-"
+                        for name in ("start", "end", "gain", "predicted_start",
+                                     "predicted_end")])
+    console.print(shown)
+    console.print(f"{int(ds.num_steps.count())} gradient flows to t = {ds.time.values[-1]:.0e} "
+                  f"in {time.perf_counter() - start:.1f} s.")
+    plots.save(plots.schedules_figure(ds), out / "F8_schedules.png", dpi=90)
+    write_csv(rows, out / "schedules_windows.csv")
+    write_netcdf(ds, out / "schedules.nc", config=dataclasses.asdict(config))
+    report_written(out, SCHEDULES_WRITTEN)

@@ -52,6 +52,7 @@ def version():
 run_app = typer.Typer(help="Run a named experiment.", no_args_is_help=True)
 run_app.command("importance")(experiments.importance)
 run_app.command("digits")(experiments.digits)
+run_app.command("schedules")(experiments.schedules)
 app.add_typer(run_app, name="run")
 
 bench_app = typer.Typer(help="Benchmark solvers on problems with known solutions.",

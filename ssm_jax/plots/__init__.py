@@ -1,6 +1,7 @@
-"""The figures F1-F7, drawn from result datasets, one file per family: `reweighting` (F1,
+"""The figures F1-F8, drawn from result datasets, one file per family: `reweighting` (F1,
 F2), `sweeps` (F3), `importance` (F4, F5), `digits` (F6), `solvers` (F7, and GD against the flow);
-`style` holds the shared colours, the settings line, `save` and the figure-path check."""
+`schedules` (F8); `style` holds the shared colours, the settings line, `save` and the
+figure-path check."""
 
 from .digits import importance_figure as importance_figure, reweighting_figure as reweighting_figure
 from .importance import (
@@ -11,6 +12,7 @@ from .reweighting import (
     class_dynamics_figure as class_dynamics_figure,
     mode_strengths_figure as mode_strengths_figure,
 )
+from .schedules import schedules_figure as schedules_figure
 from .solvers import (
     discretization_figure as discretization_figure,
     work_precision_figure as work_precision_figure,

@@ -143,7 +143,9 @@ def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metr
             _refuse_structure(points, index, reference,
                               _difference(signature, padded[reference]))
     model, objective, _ = build(points[reference], pad_to)
-    return Members(pad_to, eqx.filter_eval_shape(metrics, model, objective))
+    # Metrics are recorded on the objective at each record time (weights may change with time).
+    at_start = eqx.filter_eval_shape(lambda o: o.at(dynamics.record_times()[0]), objective)
+    return Members(pad_to, eqx.filter_eval_shape(metrics, model, at_start))
 
 
 def _refuse_structure(points, index: int, other: int, difference: str):
