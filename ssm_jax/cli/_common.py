@@ -32,7 +32,7 @@ def print_error(headline: str, detail: object = "") -> None:
     line = Text(headline, style="red")
     if str(detail):
         line.append(" " + str(detail))
-    error_console.print(line)
+    error_console.print(line, soft_wrap=True)  # a long path stays whole on its line
 
 
 def prepare_out(out: str | Path, files=()) -> Path:
