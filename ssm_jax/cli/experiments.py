@@ -20,6 +20,14 @@ IMPORTANCE_WRITTEN = {
 """The files `run importance` writes, and what each holds."""
 
 
+
+def _run_by_model(run, config, label: str):
+    """`run(config, on_model=...)` under a status line that names each model as it finishes,
+    with its compile and run seconds. **Returns:** what `run` returns."""
+    with console.status(label) as status:
+        return run(config, on_model=lambda name, compile_s, run_s: status.update(
+            f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
+
 def _digits_written(experiment: str) -> dict[str, str]:
     figure = {"reweighting": ("F6_reweighting.png", "figure F6 (left): majority vs minority "
                               "test accuracy vs step"),
@@ -55,10 +63,7 @@ def importance(
     jax.config.update("jax_enable_x64", True)
     config = study.QUICK if quick else study.ImportanceConfig()
     start = time.perf_counter()
-    with console.status("gradient flows") as status:
-        ds = study.run_importance(
-            config, on_model=lambda name, compile_s, run_s: status.update(
-                f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
+    ds = _run_by_model(study.run_importance, config, "gradient flows")
     for l2 in sorted({0.0, max(config.l2s)}):
         rows = study.fraction_table(ds, l2=l2)
         names = [name for name in rows[0] if name != "l2"]
@@ -173,10 +178,7 @@ def schedules(
 
     config = study.QUICK if quick else study.SchedulesConfig()
     start = time.perf_counter()
-    with console.status("gradient flows (one sweep per model)") as status:
-        ds = study.run_schedules(
-            config, on_model=lambda name, compile_s, run_s: status.update(
-                f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
+    ds = _run_by_model(study.run_schedules, config, "gradient flows (one sweep per model)")
     rows = study.table(ds)
     shown = table(f"Windows in which each method beats ERM's balanced accuracy by > "
                   f"{config.threshold:g}", ["model", "method", "R", "start", "end", "gain",
