@@ -73,6 +73,7 @@ from .schedules import (
 )
 from .sweeps import (
     Grid as Grid,
+    Points as Points,
     SweepStore as SweepStore,
     open_sweep as open_sweep,
     sweep as sweep,

@@ -195,7 +195,7 @@ def test_output_paths_are_refused_before_compute(tmp_path, read_only):
     assert result.exit_code == 2
     assert "`--max-batch` = 0 is not allowed: expected an integer >= 1" in _words(result.output)
     stored = tmp_path / "stored"
-    (stored / "chunks").mkdir(parents=True)
+    (stored / "done").mkdir(parents=True)
     (stored / "manifest.json").write_text("{}")
     locked = tmp_path / "read_only"
     locked.mkdir()
@@ -205,7 +205,7 @@ def test_output_paths_are_refused_before_compute(tmp_path, read_only):
         result = _invoke("sweep", cfg, *args)
         assert result.exit_code == 2, result.output
         assert "not writable" in result.output and str(args[1]) in _words(result.output)
-    assert list(locked.iterdir()) == [] and not list((stored / "chunks").iterdir())
+    assert list(locked.iterdir()) == [] and not list((stored / "done").iterdir())
 
 
 def test_plot_checks_its_file_before_drawing(tmp_path, read_only):

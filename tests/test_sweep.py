@@ -165,8 +165,8 @@ print("merged" if ds is not None else "partial")
              for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    chunks = sorted(p.name for p in (store / "chunks").glob("*.nc"))
-    assert chunks == [f"{i:06d}.nc" for i in range(4)]
+    chunks = sorted(p.name for p in (store / "done").glob("*.json"))
+    assert chunks == [f"{i:06d}.json" for i in range(4)]
     merged = sj.open_sweep(store)
     _assert_same(merged, reference)
 
@@ -179,13 +179,13 @@ sp.run(chunk_size=2, store={str(store)!r}, predict=sp.predict,
        progress=lambda done, total: time.sleep(1.0))
 """
     proc = _python(code)
-    chunks = store / "chunks"
+    chunks = store / "done"
     deadline = time.time() + 240
-    while len(list(chunks.glob("*.nc"))) < 2 and time.time() < deadline:
+    while len(list(chunks.glob("*.json"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
     proc.kill()
     proc.communicate()
-    before = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.nc")}
+    before = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.json")}
     assert 2 <= len(before) < 6
     with pytest.raises(ValueError, match="resume"):
         sp.run(chunk_size=2, store=store, predict=sp.predict)
@@ -193,8 +193,9 @@ sp.run(chunk_size=2, store={str(store)!r}, predict=sp.predict,
         sp.run(chunk_size=3, store=store, predict=sp.predict, resume=True)
     with pytest.raises(ValueError, match="differs in: predictions"):
         sp.run(chunk_size=2, store=store, resume=True)
-    resumed = sp.run(chunk_size=2, store=store, predict=sp.predict, resume=True)
-    after = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.nc")}
+    with pytest.warns(UserWarning, match="took over the lock"):  # the killed process's
+        resumed = sp.run(chunk_size=2, store=store, predict=sp.predict, resume=True)
+    after = {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.json")}
     assert len(after) == 6
     assert all(after[name] == mtime for name, mtime in before.items())  # none written twice
     _assert_same(resumed, reference)

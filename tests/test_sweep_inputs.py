@@ -122,7 +122,7 @@ def test_members_are_checked_as_a_single_run_would_be(tmp_path):
              "shape", store=store)
     _refused(lambda: sj.sweep(lambda **p: sp.ufm_problem(**p)[0], GRID, t1=10.0, store=store),
              "`make_problem` returned a UFM", "(model, objective)", store=store)
-    _refused(lambda: sj.sweep(sp.ufm_problem, {"ratio": [1.0]}, t1=10.0), "`grid` =",
+    _refused(lambda: sj.sweep(sp.ufm_problem, {"ratio": [1.0]}, t1=10.0), "`design` =",
              "ssm_jax.Grid")
     _refused(lambda: _sweep(order_by=lambda **p: "fast"), "`order_by`", "'fast'",
              "expected a number")
@@ -144,7 +144,7 @@ def test_output_folders_are_refused_before_compute(tmp_path, read_only):
 
     # A store to resume, and a folder that cannot be written.
     stored = tmp_path / "stored"
-    (stored / "chunks").mkdir(parents=True)
+    (stored / "done").mkdir(parents=True)
     (stored / "manifest.json").write_text(json.dumps({"grid": GRID.to_dict()}))
     _refused(lambda: _sweep(stored), "already holds a sweep", "resume=True")
     locked = tmp_path / "read_only"
@@ -192,7 +192,7 @@ def test_a_failure_after_the_first_chunk_leaves_a_store_that_resume_finishes(tmp
         _failing_after(1, patch)
         with pytest.raises(RuntimeError, match="simulated"):
             _sweep(store, grid=grid, chunk_size=2, class_groups=sp.GROUPS)
-    assert [p.name for p in (store / "chunks").glob("*.nc")] == ["000000.nc"]
+    assert [p.name for p in (store / "done").glob("*.json")] == ["000000.json"]
     resumed = _sweep(store, grid=grid, chunk_size=2, class_groups=sp.GROUPS, resume=True)
     whole = _sweep(grid=grid, chunk_size=2, class_groups=sp.GROUPS)
     for name in ("class_progress", "loss", "learning_time", "num_steps", "status"):

@@ -1,7 +1,7 @@
 """The `ssm-jax` command: the app, `--version` and `version`, and the registration of the
-commands defined in the other files of this package (`demo`; `sweep` and `plot`; `run NAME`;
-`bench solvers|gd`). Every command imports its heavy modules when it runs, so that --help
-stays fast."""
+commands defined in the other files of this package (`demo`; `sweep`, `merge` and `plot`;
+`run NAME`; `bench solvers|gd`). Every command imports its heavy modules when it runs, so that
+--help stays fast."""
 
 from typing import Annotated
 
@@ -37,6 +37,7 @@ def _options(
 
 app.command("demo")(demo.demo)
 app.command("sweep")(sweeps.sweep)
+app.command("merge")(sweeps.merge)
 app.command("plot")(sweeps.plot)
 
 

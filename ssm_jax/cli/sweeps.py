@@ -1,7 +1,9 @@
-"""`ssm-jax sweep` and `ssm-jax plot`: a grid of runs from a configuration file into a store,
-and figure F3 from a finished store."""
+"""`ssm-jax sweep`, `ssm-jax merge` and `ssm-jax plot`: a grid of runs from a configuration
+file into a store (whole, or one shard of it), a sharded store checked and finished, and
+figure F3 from a finished store."""
 
 from pathlib import Path
+import re
 import time
 from typing import Annotated
 
@@ -33,8 +35,6 @@ def _summary(ds, stored_before: set[int], wall: float) -> str:
     wall time), what was already stored, and how the members ended."""
     import numpy as np
 
-    from ..dynamics.trajectory import STATUS
-
     now = ~np.isin(ds.chunk_index.values, sorted(stored_before))
     members = int(ds.chunk_size.values[now].sum())
     total = int(ds.chunk_size.values.sum())
@@ -47,12 +47,31 @@ def _summary(ds, stored_before: set[int], wall: float) -> str:
         line += f", {total - members} already stored"
     if ds.attrs.get("batching") == "vmap":
         line += f"; lockstep waste {100 * ds.attrs['waste']:.0f}%"
+    if ds.attrs.get("batching") == "refill":
+        line += f"; lane efficiency {ds.attrs['lane_efficiency']:.3f}"
+    return line + "; " + _statuses(ds)
+
+
+def _statuses(ds) -> str:
+    """How the members ended, counted."""
+    from ..dynamics.trajectory import STATUS
+
     codes = ds.status.values
     counts = {word: int((codes == code).sum()) for code, word in enumerate(STATUS)}
-    line += "; status: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    if counts["ok"] < codes.size:
-        line += " (metrics NaN after a member stopped)"
-    return line
+    line = "status: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    return line + (" (metrics NaN after a member stopped)" if counts["ok"] < codes.size else "")
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """`--shard I/N` as (I, N), checked."""
+    if shard is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+    if match is None or not int(match[1]) < int(match[2]):
+        raise typer.BadParameter(f"`--shard` = {shard!r} is not allowed: expected I/N with "
+                                 "integers 0 <= I < N, e.g. 0/4 for the first of four shards.",
+                                 param_hint="--shard")
+    return int(match[1]), int(match[2])
 
 
 def _next_step(ds, out: str) -> str:
@@ -77,9 +96,13 @@ def sweep(
     resume: Annotated[bool, typer.Option(help="Finish a stopped sweep in --out.")] = False,
     max_batch: Annotated[int | None, typer.Option(help="At most this many members per "
                                                   "compiled call.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="Run only shard I of N (chunks c with c mod N = I) into --out, which the other "
+        "shards may be writing too; `ssm-jax merge` finishes it.", metavar="I/N")] = None,
 ):
     """Run a grid of gradient flows (or training runs) from a configuration file, writing
-    each finished chunk to --out; see configs/ for examples."""
+    each finished chunk to --out (or, with --shard, one shard of them); see configs/ for
+    examples."""
     from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 
     from ..sweeps import config as config_module
@@ -89,13 +112,14 @@ def sweep(
     if max_batch is not None and max_batch < 1:
         raise typer.BadParameter(f"`--max-batch` = {max_batch} is not allowed: expected an "
                                  "integer >= 1.", param_hint="--max-batch")
+    parts = _parse_shard(shard)
     try:
         cfg = config_module.load(config)
     except config_module.ConfigError as error:
         print_error(f"Config error in {config}:", error)
         raise typer.Exit(2) from None
     try:
-        store = check_store("--out", out, resume)
+        store = check_store("--out", out, resume or parts is not None)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
     stored_before = stored_chunks(store)
@@ -109,12 +133,18 @@ def sweep(
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("sweep", total=cfg.grid.size, rate="")
 
+            first: list[tuple[int, float]] = []
+
             def report(done, total):
-                elapsed = time.perf_counter() - start
-                progress.update(task, completed=done, rate=f"{done / elapsed:.1f} traj/s")
+                # The rate of this run alone: from the members found done at the start.
+                first.extend([] if first else [(done, time.perf_counter())])
+                elapsed = time.perf_counter() - first[0][1]
+                rate = (done - first[0][0]) / elapsed if elapsed > 0 else 0.0
+                progress.update(task, completed=done, rate=f"{rate:.1f} traj/s" if rate else "")
 
             ds = run_sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics, store=store,
-                           resume=resume, progress=report, metadata=cfg.raw, **options)
+                           resume=resume, shard=parts, progress=report, metadata=cfg.raw,
+                           **options)
     except Exception as error:  # every failure gets its line, and the way to finish the sweep
         before_compute = isinstance(error, ValueError) and stored_chunks(store) == stored_before
         print_error(f"Cannot run {config}:" if before_compute else f"The sweep {config} stopped:",
@@ -125,12 +155,37 @@ def sweep(
                         "run the same command with --resume to finish the sweep.")
         raise typer.Exit(2 if before_compute else 1) from None
     if ds is None:
-        console.print(f"This process's chunks are written to {store}; the others are running.",
+        mine = "This process's" if parts is None else f"Shard {shard}'s"
+        console.print(f"{mine} chunks are written to {store}; the others are not all done: "
+                      f"`ssm-jax merge {store}` checks and finishes the store once they are.",
                       markup=False)
         return
     console.print(_summary(ds, stored_before, time.perf_counter() - start), markup=False)
     console.print(f"wrote {store}: the sweep's store; " + _next_step(ds, str(store)),
                   markup=False)
+
+
+def merge(
+    store: Annotated[Path, typer.Argument(help="A sweep's store folder, written by shards.",
+                                          metavar="STORE")],
+):
+    """Finish a sweep whose shards (`ssm-jax sweep --shard I/N`) wrote into STORE: check that
+    every chunk is done (else say which shards to rerun), consolidate the store's metadata and
+    summarize it."""
+    from ..sweeps.run import open_sweep
+    from ..sweeps.store import check_finished
+
+    try:
+        check_finished(store, "STORE", consolidate=True)
+        ds = open_sweep(store)
+    except ValueError as error:
+        print_error(f"Cannot merge {store}:", error)
+        raise typer.Exit(2) from None
+    console.print(f"{int(ds.chunk_size.sum())} members in {ds.sizes['chunk']} chunks, all "
+                  f"done (compile {float(ds.chunk_compile_seconds.sum()):.1f} s, run "
+                  f"{float(ds.chunk_run_seconds.sum()):.1f} s, summed over the chunks); "
+                  f"{_statuses(ds)}", markup=False)
+    console.print(f"merged {store}: " + _next_step(ds, str(store)), markup=False)
 
 
 def plot(

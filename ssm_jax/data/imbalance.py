@@ -1,7 +1,10 @@
 """Class imbalance: class counts, class weights, label matrices and their spectra.
 
-Counts fix array shapes, so they are concrete integers (NumPy). Weights and the exponent
-`power` may be traced arrays, so that a sweep over them compiles once.
+Counts fix array shapes where they give one row per example, so `StepImbalance` and
+`labels_from_counts` take concrete integers (NumPy). Everything else may be traced: the step
+imbalance's counts (`step_counts`), class weights, labels padded to a fixed number of examples
+(`padded_labels`) and the label matrices, so that a sweep over the ratio, the exponent `power`
+or the majority fraction builds its members under one `vmap`.
 """
 
 import dataclasses
@@ -52,15 +55,36 @@ class StepImbalance:
     @property
     def counts(self) -> np.ndarray:
         """Examples per class, majority classes first."""
-        majority_size = round(self.ratio * self.minority_size)
-        sizes = [majority_size] * self.num_majority
-        sizes += [self.minority_size] * (self.num_classes - self.num_majority)
-        return np.array(sizes, dtype=np.int64)
+        counts = step_counts(self.num_classes, float(self.ratio), self.minority_size,
+                             float(self.majority_fraction), xp=np)
+        return counts.astype(np.int64)
 
     @property
     def labels(self) -> np.ndarray:
         """The label of every example, class by class: `labels_from_counts(counts)`."""
         return labels_from_counts(self.counts)
+
+
+def step_counts(num_classes: int, ratio, minority_size: int, majority_fraction=0.5, *, xp=jnp):
+    """The counts of `StepImbalance`, as floats, for settings that may be traced or arrays:
+    round(majority_fraction k) majority classes of round(ratio n_min) examples, then minority
+    classes of n_min (rounding half to even, as Python's `round`). Nothing is checked here:
+    `StepImbalance` checks concrete settings, `sweeps.problems.check_settings` arrays of them.
+
+    **Arguments:**
+
+    - `num_classes`: k, a Python int (it fixes the shape).
+    - `ratio`, `majority_fraction`: R and rho, scalars or arrays of one shape (broadcast).
+    - `minority_size`: n_min.
+    - `xp`: `jax.numpy` (traceable) or `numpy` (float64, on a design's arrays).
+
+    **Returns:** the counts, shape (..., k), majority classes first.
+    """
+    ratio, fraction = xp.asarray(ratio)[..., None], xp.asarray(majority_fraction)[..., None]
+    num_majority = xp.round(fraction * num_classes)
+    majority = xp.round(ratio * minority_size)
+    return xp.where(xp.arange(num_classes) < num_majority, majority,
+                    xp.asarray(minority_size, dtype=majority.dtype))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +125,13 @@ class LongTailImbalance:
         return labels_from_counts(self.counts)
 
 
-def _check_counts(counts) -> np.ndarray:
+def _check_counts(counts):
+    """Concrete counts checked (returned as NumPy); traced ones (a vectorized build) pass as
+    they are: a sweep checks their settings beforehand."""
+    if not _validate.is_concrete(counts):
+        if jnp.ndim(counts) != 1:
+            raise ValueError(f"`counts` must be a 1-D array, got shape {jnp.shape(counts)}.")
+        return counts
     counts = np.asarray(counts)
     if counts.ndim != 1 or counts.size < 2 or not np.issubdtype(counts.dtype, np.integer):
         raise ValueError(f"`counts` must be a 1-D integer array of at least 2 classes, "
@@ -115,6 +145,24 @@ def labels_from_counts(counts) -> np.ndarray:
     """Labels 0..k-1, class by class: `counts[c]` copies of c."""
     counts = _check_counts(counts)
     return np.repeat(np.arange(counts.size), counts)
+
+
+def padded_labels(counts, size: int, padding_label: int = -1):
+    """The labels of `size` examples, class by class (`counts[c]` copies of c), then
+    `padding_label` for the examples beyond sum(counts); traceable in `counts`.
+
+    **Arguments:**
+
+    - `counts`: examples per class (k,), integers or whole floats, concrete or traced.
+    - `size`: the number of examples, a Python int, at least sum(counts).
+    - `padding_label`: the label of padding (the loss's `padding_label`; -1 for a target).
+
+    **Returns:** the labels, an integer array (size,).
+    """
+    ends = jnp.cumsum(jnp.asarray(counts))
+    index = jnp.arange(size)
+    labels = jnp.searchsorted(ends, index, side="right")
+    return jnp.where(index < ends[-1], labels, padding_label).astype(int)
 
 
 def class_weights(counts, power=1.0, *, normalize: bool = True):
@@ -148,21 +196,23 @@ def check_class_weights(weights, num_classes: int):
     return weights
 
 
-def label_matrix(counts, weights=None, *, center: bool = False):
+def label_matrix(counts, weights=None, *, center: bool = False, size: int | None = None):
     """The (re-weighted, optionally centered) label matrix C Y Omega^(1/2), shape (k, n).
 
     Column i is e_{y_i} (minus 1/k when centered) times sqrt(omega_{y_i}): the target that
-    the SSM fits under *target re-weighting*.
+    the SSM fits under *target re-weighting*. With `size`, the matrix has `size` columns, the
+    ones beyond n zero (padding), and `counts` may be traced.
     """
     counts = _check_counts(counts)
-    k = counts.size
-    Y = jnp.eye(k)[:, labels_from_counts(counts)]
+    k = jnp.shape(counts)[0]
+    labels = padded_labels(counts, int(np.sum(counts)) if size is None else size)
+    Y = (labels == jnp.arange(k)[:, None]).astype(jnp.result_type(float))
     if center:
-        Y = Y - 1.0 / k
+        Y = Y - (labels >= 0) / k
     if weights is None:
         return Y
     check_class_weights(weights, k)
-    return Y * jnp.sqrt(jnp.asarray(weights))[labels_from_counts(counts)]
+    return Y * jnp.sqrt(jnp.asarray(weights))[labels]
 
 
 def class_label_matrix(counts, weights=None, *, center: bool = False):
@@ -172,7 +222,7 @@ def class_label_matrix(counts, weights=None, *, center: bool = False):
     stands in for the k x n one; use it with `num_examples = n` to keep the time scale.
     """
     counts = _check_counts(counts)
-    k = counts.size
+    k = jnp.shape(counts)[0]
     w = jnp.ones(k) if weights is None else jnp.asarray(check_class_weights(weights, k))
     T = jnp.diag(jnp.sqrt(w * counts))
     return T - T.sum(axis=0, keepdims=True) / k if center else T

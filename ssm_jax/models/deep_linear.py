@@ -48,7 +48,8 @@ class DeepLinear(AbstractLinearPredictor):
         )
         self.features = (
             None if num_examples is None
-            else gaussian(keys[-1], (width, num_examples), init_scale)
+            # example by example, so that a draw for more examples extends this one
+            else gaussian(keys[-1], (num_examples, width), init_scale).T
         )
         self.b = jnp.zeros(out_features, self.weights[0].dtype) if bias else None
 

@@ -34,7 +34,8 @@ class SSM(AbstractModel):
         k, m = (_validate.integer(f"shape[{i}]", x, minimum=1) for i, x in enumerate(shape))
         kw, kh = jax.random.split(key)
         self.W = gaussian(kw, (k, dim), init_scale)
-        self.H = gaussian(kh, (dim, m), init_scale)
+        # Drawn column by column (rows of (m, d)): a draw for more columns extends this one.
+        self.H = gaussian(kh, (m, dim), init_scale).T
 
     @classmethod
     def aligned(cls, target, dim: int, init_strength) -> "SSM":

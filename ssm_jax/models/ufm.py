@@ -33,7 +33,9 @@ class UFM(AbstractModel):
         check_init(init_scale, key, dim=dim)
         kw, kh = jax.random.split(key)
         self.W = gaussian(kw, (counts.size, dim), init_scale)
-        self.H = gaussian(kh, (dim, int(counts.sum())), init_scale)
+        # Drawn example by example (rows of (n, d)), so that a draw for more examples extends
+        # this one: a member built padded starts where the unpadded one does.
+        self.H = gaussian(kh, (int(counts.sum()), dim), init_scale).T
         self.b = jnp.zeros(counts.size, self.W.dtype) if bias else None
 
     @classmethod

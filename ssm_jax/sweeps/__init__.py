@@ -1,8 +1,10 @@
-"""Sweeps: a grid of settings, ready-made problems, padding to one shape, batched runs over
-devices and hosts, a resumable store, TOML configurations, and one labelled dataset."""
+"""Sweeps: designs (a grid, or points), ready-made problems, vectorized builds, padding per
+size bucket, refill lanes, chunks over devices, hosts and shards, a resumable zarr store, TOML
+configurations, and one labelled dataset."""
 
 from .grid import Grid as Grid
 from .padding import pad_examples as pad_examples
+from .points import Points as Points
 from .problems import imbalance_problem as imbalance_problem
 from .run import open_sweep as open_sweep, sweep as sweep
 from .store import SweepStore as SweepStore

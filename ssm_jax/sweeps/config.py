@@ -25,10 +25,17 @@ import optax
 from ..data.imbalance import StepImbalance
 from ..dynamics import Flow, Train
 from .grid import Grid
-from .problems import imbalance_problem, predicted_ratio, predicted_steps
+from .problems import (
+    check_settings,
+    imbalance_problem,
+    num_examples,
+    predicted_ratio,
+    predicted_steps,
+)
 
 _PROBLEM = {name: type(p.default) for name, p in
-            inspect.signature(imbalance_problem).parameters.items() if name != "width"}
+            inspect.signature(imbalance_problem).parameters.items()
+            if name not in ("width", "pad_to")}
 _FLOW = {"t1": float, "num_saves": int, "solver": str, "rtol": float, "atol": float,
          "max_steps": int}
 _TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": int,
@@ -36,7 +43,7 @@ _TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": 
 _SWEEP = {"class_groups": str, "order_by": str, "max_batch": int, "batching": str, "seed": int}
 _SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5", "Dopri8")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
-_BATCHING = ("auto", "vmap", "map")
+_BATCHING = ("auto", "refill", "vmap", "map")
 # Settings whose values change a member's shapes, which one batch cannot hold.
 _NOT_AXES = {"num_classes": "the number of classes sets the shapes of every array",
              "depth": "the number of layers sets the model's structure"}
@@ -145,13 +152,24 @@ class ConfiguredProblem:
     fixed: tuple
     hyper: tuple = ()
 
-    def __call__(self, **point):
+    def __call__(self, *, pad_to: int | None = None, **point):
         hyper = dict(self.hyper)
         for name in list(point):
             if name in hyper:
                 hyper[name] = point.pop(name)
-        model, objective = imbalance_problem(**dict(self.fixed), **point)
+        model, objective = imbalance_problem(**dict(self.fixed), **point, pad_to=pad_to)
         return (model, objective, hyper) if hyper else (model, objective)
+
+    def check_settings(self, settings) -> None:
+        """Checks a vectorized design's arrays (`problems.check_settings`), the optimizer's
+        hyperparameters apart."""
+        problem = {k: v for k, v in settings.items() if k not in dict(self.hyper)}
+        check_settings(problem, **dict(self.fixed))
+
+    def num_examples(self, settings):
+        """Each member's number of examples, from the design's arrays (`problems.num_examples`).
+        """
+        return num_examples(**dict(self.fixed) | dict(settings))
 
 
 def _momentum_sgd(learning_rate, momentum):

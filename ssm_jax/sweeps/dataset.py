@@ -1,5 +1,6 @@
-"""A sweep's results as data: each chunk as a dataset over `run` (flat grid indices), and the
-chunks assembled into one dataset over the grid's named axes, with its provenance.
+"""A sweep's results as data: each chunk as a dataset over `run` (flat design indices), and
+the chunks assembled into one dataset over the design's dimensions (a grid's named axes, or
+`point`), with its provenance.
 
 Besides what the members record, a sweep may carry closed-form predictions per member
 (`predict`), computed in Python before any compute and stored with every chunk, so that
@@ -19,23 +20,36 @@ import xarray as xr
 
 from ..metrics.per_class import learning_time
 from ..results import VARIABLES, cf_attributes, provenance
-from .grid import Grid
+from .grid import AbstractDesign
 from .problems import SETTINGS
 
 
-def grid_predictions(predict: Callable[..., dict] | None,
-                     points: Sequence[dict]) -> dict[str, np.ndarray]:
-    """`predict` at every grid point, checked before any compute.
+def grid_predictions(predict: Callable[..., dict] | None, points,
+                     vectorized: bool = False) -> dict[str, np.ndarray]:
+    """`predict` at every member of a design, checked before any compute.
 
     **Arguments:**
 
-    - `predict`: point settings -> {name: number}, the same names at every point; or None.
-    - `points`: the grid's points, as keywords.
+    - `predict`: member settings -> {name: number}, the same names at every member; or None.
+    - `points`: the design's points, as keywords; vectorized, {setting: one value per member}.
+    - `vectorized`: call `predict` once on the arrays of every member's settings; it returns
+      {name: one number per member}.
 
-    **Returns:** {name: one value per member, in grid order}; {} for no `predict`.
+    **Returns:** {name: one value per member, in design order}; {} for no `predict`.
     """
     if predict is None:
         return {}
+    if vectorized:
+        size = len(next(iter(points.values())))
+        row = predict(**points)
+        if isinstance(row, dict) and row:
+            try:
+                return {name: np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy()
+                        for name, v in row.items()}
+            except (TypeError, ValueError):
+                pass
+        raise ValueError(f"`predict` returned {row!r} for the design's arrays: expected a "
+                         f"non-empty dict of names to one number per member ({size}).")
     rows = []
     for point in points:
         row = predict(**point)
@@ -171,7 +185,7 @@ def _did_not_happen(tree, failed: np.ndarray):
 def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record_times,
                   class_groups: ClassGroups | dict[str, list[int]] | None = None,
                   predictions: dict[str, np.ndarray] | None = None, lockstep: bool = False,
-                  **chunk) -> xr.Dataset:
+                  lane_efficiency: float | None = None, **chunk) -> xr.Dataset:
     """One chunk's results as a dataset over `run` (grid indices).
 
     **Arguments:**
@@ -186,8 +200,10 @@ def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record
       counts each member's classes per group.
     - `predictions`: {name: value per grid member}, from `grid_predictions`.
     - `lockstep`: whether members ran vmapped, so that all waited for the slowest.
+    - `lane_efficiency`: member-steps / lane-steps, where members ran in refill lanes.
     - `chunk`: chunk-level numbers (index, compile_seconds, run_seconds, device), kept as
-      attributes `chunk_<name>`, with `chunk_size` and `chunk_waste`.
+      attributes `chunk_<name>`, with `chunk_size` and `chunk_waste` (the share of
+      lane-steps that moved no member).
 
     **Returns:** an `xarray.Dataset` over (run, time, cls | mode) with every metric,
     `learning_time`, the statistics and the predictions.
@@ -227,6 +243,8 @@ def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record
         coords["cls"] = list(class_groups.names)
     steps = np.asarray(stats["num_steps"]).astype(float)
     waste = 1 - steps.mean() / steps.max() if lockstep and steps.max() > 0 else 0.0
+    if lane_efficiency is not None:
+        waste = 1 - lane_efficiency
     attrs = {f"chunk_{k}": v for k, v in chunk.items()}
     return xr.Dataset(data, coords=coords,
                       attrs=dict(attrs, chunk_size=n, chunk_waste=float(waste)))
@@ -249,30 +267,33 @@ def merge_chunks(parts: list[xr.Dataset]) -> xr.Dataset:
     return merged.sortby("run").assign(per_chunk)
 
 
-def label_by_grid(ds: xr.Dataset, grid: Grid, manifest: dict) -> xr.Dataset:
-    """Flat `run` -> the grid's named axes; provenance and totals into the attributes.
+def label_by_grid(ds: xr.Dataset, design: AbstractDesign, manifest: dict) -> xr.Dataset:
+    """Flat `run` -> the design's dimensions; provenance and totals into the attributes.
 
     **Arguments:**
 
     - `ds`: every member's results, from `merge_chunks`.
-    - `grid`: the sweep's `Grid`.
+    - `design`: the sweep's `Grid` (the dataset is over its named axes) or `Points` (over
+      `point`, each setting a coordinate on it).
     - `manifest`: the sweep's description (as kept with its store); all of it but the member
       order becomes the `config` attribute (JSON); its dynamics' kind sets the time units
       (flow time, or steps for training).
 
-    **Returns:** an `xarray.Dataset` over the grid's axes (then time, cls | mode), with the
-    `chunk_*` variables over `chunk`, every variable and coordinate described in CF style
-    (`long_name`, `units`, the status flags).
+    **Returns:** an `xarray.Dataset` over the design's dimensions (then time, cls | mode),
+    with the `chunk_*` variables over `chunk`, every variable and coordinate described in CF
+    style (`long_name`, `units`, the status flags).
     """
-    coords = grid.coordinates()
-    ds = ds.assign_coords({name: ("run", coords[name][ds.run.values]) for name in grid.names})
+    coords = design.coordinates()
+    ds = ds.assign_coords({name: ("run", coords[name][ds.run.values]) for name in design.names})
     per_chunk = [v for v in ds.data_vars if "chunk" in ds[v].dims]
-    grid_part = ds.drop_vars(per_chunk)
-    if len(grid.names) == 1:  # one axis: no multi-index to unstack
-        grid_part = grid_part.swap_dims(run=grid.names[0]).drop_vars("run")
+    part = ds.drop_vars(per_chunk)
+    if design.dims == ("point",):
+        part = part.rename(run="point")
+    elif len(design.names) == 1:  # one axis: no multi-index to unstack
+        part = part.swap_dims(run=design.names[0]).drop_vars("run")
     else:
-        grid_part = grid_part.set_index(run=list(grid.names)).unstack("run")
-    out = grid_part.transpose(*grid.names, ...).assign({v: ds[v] for v in per_chunk})
+        part = part.set_index(run=list(design.names)).unstack("run")
+    out = part.transpose(*design.dims, ...).assign({v: ds[v] for v in per_chunk})
     steps = ds["num_steps"].values
     out.attrs.update(provenance())
     out.attrs.update(
@@ -283,7 +304,7 @@ def label_by_grid(ds: xr.Dataset, grid: Grid, manifest: dict) -> xr.Dataset:
         waste=float(np.average(ds["chunk_waste"], weights=ds["chunk_size"])),
         mean_steps=float(steps.mean()), max_steps=float(steps.max()),
     )
-    return _describe(out, grid, manifest)
+    return _describe(out, design, manifest)
 
 
 _SWEEP_VARIABLES = {
@@ -292,19 +313,21 @@ _SWEEP_VARIABLES = {
     "group_size": ("number of classes in the group", "1"),
     "chunk_index": ("index of the chunk (one compiled call)", None),
     "chunk_size": ("members in the chunk", "1"),
-    "chunk_waste": ("1 - mean steps / max steps of the chunk's members (lockstep waste)", "1"),
+    "chunk_waste": ("share of the chunk's lane-steps that moved no member (lockstep or "
+                    "refill tail)", "1"),
     "chunk_compile_seconds": ("wall time spent compiling the chunk", "s"),
     "chunk_run_seconds": ("wall time spent running the chunk, compiled", "s"),
     "chunk_device": ("device that ran the chunk", None),
+    "point": ("index of the member in the design", None),
 }
 
 
-def _describe(ds: xr.Dataset, grid: Grid, manifest: dict) -> xr.Dataset:
-    """CF-style attributes: the sweep's own variables, its grid's settings (`SETTINGS`, or the
-    axis's name where no table knows it), then `results.cf_attributes`; time in steps for
+def _describe(ds: xr.Dataset, design: AbstractDesign, manifest: dict) -> xr.Dataset:
+    """CF-style attributes: the sweep's own variables, its design's settings (`SETTINGS`, or
+    the axis's name where no table knows it), then `results.cf_attributes`; time in steps for
     training."""
     described = dict(_SWEEP_VARIABLES)
-    for name in grid.names:
+    for name in design.names:
         if name in SETTINGS or name not in VARIABLES:
             described[name] = SETTINGS.get(name, (f"grid axis {name}", None))
     if "cls" in ds.coords and "group_size" in ds:

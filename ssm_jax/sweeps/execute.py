@@ -1,11 +1,17 @@
 """Running a sweep's chunks: each chunk's problems built, padded to one number of examples
-and stacked into one batch, run as one compiled call on one device, and the chunks spread
-over the devices by one worker thread each.
+and stacked into one batch, run compiled on one device, and the chunks spread over the
+devices by one worker thread each.
 
-Members are built in Python (`make_problem`), checked beforehand by an abstract evaluation of
-every grid point. Inside a chunk, members run under `vmap` (accelerators) or `lax.map` (CPUs,
-where batched small matmuls are slower than a loop and a vmapped adaptive solve waits for its
-slowest member).
+Members are built in Python (`make_problem`, checked beforehand by `member_checks`), or,
+vectorized, all of a chunk at once (`vectorized`). Each chunk is padded to its own number of
+examples (its size bucket, see `plan`). Inside a chunk, members run
+- "refill" (gradient flows without events; the default on accelerators): in lanes that each
+  step their own member and take the next one when theirs ends (`dynamics.refill`), so no
+  member waits for another; with a progress callback the chunk advances in segments,
+  between which the host reports members done;
+- "map" (the default on CPUs, where batched steps gain little): one after another inside one
+  call (`lax.map`);
+- "vmap": in lockstep, for training and flows with events on accelerators.
 """
 
 from collections.abc import Callable, Sequence
@@ -21,138 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._timing import timed_call
+from ..dynamics import refill
 from ..dynamics.base import AbstractDynamics
-from ..objective import AbstractObjective
-from .padding import pad_examples
-from .plan import chunk_size_for_memory, member_bytes, padded_size
-
-
-def _parts(result):
-    """(model, objective, hyperparameters as given) from what `make_problem` returned."""
-    if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
-        raise ValueError(f"`make_problem` returned a {type(result).__name__}: expected "
-                         "(model, objective) or (model, objective, hyperparameters).")
-    model, objective, *rest = result
-    hyper = rest[0] if rest else {}
-    if not isinstance(objective, AbstractObjective):
-        raise ValueError(f"`make_problem` returned an objective of type "
-                         f"{type(objective).__name__}: expected an AbstractObjective such as "
-                         "ssm_jax.Objective or ssm_jax.TargetFit.")
-    if not isinstance(hyper, dict):
-        raise ValueError(f"`make_problem` returned hyperparameters {hyper!r}: expected a dict "
-                         "such as {'learning_rate': 0.1}.")
-    return model, objective, hyper
-
-
-def _as_problem(result):
-    model, objective, hyper = _parts(result)
-    return model, objective, {k: jnp.asarray(v) for k, v in hyper.items()}
-
-
-def _pad(problem, size: int):
-    model, objective, hyper = problem
-    return pad_examples(model, size), pad_examples(objective, size), hyper
-
-
-def _checked_problem(make_problem, point, dynamics):
-    """A member with every check of a single run: the model fits the objective, and the
-    dynamics takes the objective and the member's hyperparameters (as given, so that a
-    negative learning rate is seen even under `eval_shape`)."""
-    model, objective, hyper = _parts(make_problem(**point))
-    objective.check_model(model)
-    dynamics.check(objective, hyper)
-    return model, objective, {k: jnp.asarray(v) for k, v in hyper.items()}
-
-
-def _signature(problem) -> tuple:
-    """What members must share to stack: the structure, and each leaf's shape and dtype (an
-    array) or value (anything else)."""
-    leaves, structure = jax.tree_util.tree_flatten(problem)
-    return structure, tuple((leaf.shape, leaf.dtype) if isinstance(leaf, jax.ShapeDtypeStruct)
-                            else leaf for leaf in leaves)
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(a == b)
-    except ValueError:  # arrays among the settings: `_stack` compares them when it runs
-        return True
-
-
-def _difference(a: tuple, b: tuple) -> str:
-    """The first difference of two signatures, in words."""
-    if not _same(a[0], b[0]) or len(a[1]) != len(b[1]):
-        return "its parts differ"
-    for x, y in zip(a[1], b[1], strict=True):
-        if not _same(x, y):
-            if isinstance(x, tuple) and isinstance(y, tuple):
-                return f"an array of shape {x[0]} where the other has {y[0]}"
-            return f"{x!r} where the other has {y!r}"
-    return "its parts differ"
-
-
-class Members(NamedTuple):
-    """What the abstract pass over a sweep's members found (`check_members`)."""
-
-    pad_to: int
-    """The common number of examples that every member is padded to."""
-    metric_shapes: dict
-    """The abstract metrics one member records per record time."""
-
-
-def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metrics,
-                  pad_to: int | None = None) -> Members:
-    """Builds every member abstractly (`equinox.filter_eval_shape`, no compute) and runs all
-    the checks of a single run before any compute: the constructors' checks, that each model
-    fits its objective, `dynamics.check` with the member's hyperparameters, and that all
-    members stack into one batch once padded (the same structure and shapes).
-
-    **Arguments:**
-
-    - `make_problem`: point settings -> (model, objective[, hyperparameters]).
-    - `points`: the grid's points, as keywords.
-    - `dynamics`: the sweep's dynamics.
-    - `metrics`: (model, objective) -> dict of arrays, what each member records.
-    - `pad_to`: the wanted common number of examples, or None for the largest.
-
-    **Returns:** `Members`. Raises `ValueError` naming the grid point at fault.
-    """
-    def build(point, size=None):
-        try:
-            problem = eqx.filter_eval_shape(lambda: _checked_problem(make_problem, point,
-                                                                     dynamics))
-            return problem if size is None else eqx.filter_eval_shape(_pad, problem, size)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"Grid point {point}: {error}") from error
-
-    # Members with as many examples as a first one must match it; the first of each size
-    # must match the very first once both are padded.
-    firsts: dict[int, tuple[int, tuple]] = {}
-    for index, point in enumerate(points):
-        problem = build(point)
-        size = int(problem[1].labels.shape[0])
-        signature = _signature(problem)
-        first, expected = firsts.setdefault(size, (index, signature))
-        if not _same(signature, expected):
-            _refuse_structure(points, index, first, _difference(signature, expected))
-    pad_to = padded_size(list(firsts), pad_to)
-    padded = {index: _signature(build(points[index], pad_to)) for index, _ in firsts.values()}
-    reference = min(padded)
-    for index, signature in padded.items():
-        if not _same(signature, padded[reference]):
-            _refuse_structure(points, index, reference,
-                              _difference(signature, padded[reference]))
-    model, objective, _ = build(points[reference], pad_to)
-    # Metrics are recorded on the objective at each record time (weights may change with time).
-    at_start = eqx.filter_eval_shape(lambda o: o.at(dynamics.record_times()[0]), objective)
-    return Members(pad_to, eqx.filter_eval_shape(metrics, model, at_start))
-
-
-def _refuse_structure(points, index: int, other: int, difference: str):
-    raise ValueError(f"`make_problem` built a problem at grid point {points[index]} that cannot "
-                     f"share a batch with the one at {points[other]} ({difference}): members "
-                     "of a sweep may differ only in array values and in their number of "
-                     "examples (which is padded), not in shapes or other settings.")
+from .padding import pad_problem
+from .plan import chunk_size_for_memory, member_bytes
+from .vectorized import as_problem, build_batch, member_keys
 
 
 def _stack(problems, indices):
@@ -217,88 +96,179 @@ class ChunkOutput(NamedTuple):
     stats: dict
     compile_seconds: float
     run_seconds: float
+    lane_efficiency: float | None = None
+    """Member-steps / lane-steps of a refill chunk; None for "map" and "vmap"."""
 
 
 def _join(a: ChunkOutput, b: ChunkOutput) -> ChunkOutput:
     join = lambda x, y: np.concatenate([np.asarray(x), np.asarray(y)])
+    efficiency = None
+    if a.lane_efficiency is not None:  # weighted by each half's member-steps
+        steps = [float(np.sum(x.stats["num_steps"])) for x in (a, b)]
+        efficiency = sum(steps) / (steps[0] / a.lane_efficiency + steps[1] / b.lane_efficiency)
     return ChunkOutput(jax.tree_util.tree_map(join, a.recorded, b.recorded),
                        jax.tree_util.tree_map(join, a.stats, b.stats),
-                       a.compile_seconds + b.compile_seconds, a.run_seconds + b.run_seconds)
+                       a.compile_seconds + b.compile_seconds, a.run_seconds + b.run_seconds,
+                       efficiency)
+
+
+CPU_LANES = 16
+"""Refill lanes on a CPU."""
+SEGMENT_SECONDS = 1.0
+"""A refill chunk reports progress about this often."""
+
+
+def default_lanes(chunk_size: int, device) -> int:
+    """Lanes of a refill chunk: `CPU_LANES` on a CPU (batched steps gain little there, and
+    few lanes keep the tail short), a quarter of the chunk on an accelerator (wide enough to
+    fill it, with several members per lane to refill from).
+
+    **Arguments:**
+
+    - `chunk_size`: members per chunk.
+    - `device`: the device that runs it.
+
+    **Returns:** the number of lanes, 1..chunk_size.
+    """
+    lanes = CPU_LANES if device.platform == "cpu" else chunk_size // 4
+    return int(min(max(lanes, 1), chunk_size))
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkRunner:
-    """Runs members of a sweep, given by their grid indices, as one compiled call.
+    """Runs members of a sweep, given by their design indices, as one compiled call.
 
     **Arguments:**
 
     - `make_problem`: point settings -> (model, objective[, hyperparameters]).
-    - `points`: the grid's points, as keywords.
-    - `pad_to`: the common number of examples.
+    - `points`: the design's points, as keywords (a sequence of dicts); vectorized, its
+      coordinates {setting name: one value per member} (`design.coordinates()`).
+    - `pad_to`: the number of examples of a chunk unless a call gives its own (its bucket's).
     - `dynamics`: the sweep's `Flow` or `Train`; its `precision` is pinned for every call.
     - `metrics`: (model, objective) -> dict of arrays.
-    - `batching`: "vmap" or "map".
+    - `batching`: "refill", "vmap" or "map".
     - `seed`: member i draws with key fold_in(key(seed), i), whatever the chunking.
+    - `vectorized`: build each chunk by one compiled `vmap` of `make_problem` over its
+      settings (`vectorized.build_batch`) instead of member by member in Python.
+    - `lanes`: members stepping at once in a "refill" chunk; None for `default_lanes`.
     """
 
     make_problem: Callable
-    points: Sequence[dict]
+    points: Sequence[dict] | dict[str, np.ndarray]
     pad_to: int
     dynamics: AbstractDynamics
     metrics: Callable
     batching: str
     seed: int = 0
+    vectorized: bool = False
+    lanes: int | None = None
 
-    def problem(self, index: int):
-        """The member at grid index `index`, padded.
+    def problem(self, index: int, pad_to: int | None = None):
+        """The member at design index `index`, padded.
 
         **Arguments:**
 
-        - `index`: a grid index.
+        - `index`: a design index.
+        - `pad_to`: its number of examples; default `self.pad_to`.
 
         **Returns:** (model, objective, hyperparameters).
         """
-        return _pad(_as_problem(self.make_problem(**self.points[index])), self.pad_to)
+        pad_to = self.pad_to if pad_to is None else pad_to
+        if not self.vectorized:
+            return pad_problem(as_problem(self.make_problem(**self.points[index])), pad_to)
+        (params, objective, hyper, _), (model_static, objective_static) = self.batch(
+            np.array([index]), pad_to)
+        first = jax.tree_util.tree_map(lambda x: x[0], (params, objective, hyper))
+        return (eqx.combine(first[0], model_static), eqx.combine(first[1], objective_static),
+                first[2])
 
-    def batch(self, members: np.ndarray):
+    def batch(self, members: np.ndarray, pad_to: int | None = None):
         """The members stacked into one batch, with their keys.
 
         **Arguments:**
 
-        - `members`: grid indices.
+        - `members`: design indices.
+        - `pad_to`: their number of examples; default `self.pad_to`.
 
         **Returns:** ((parameters, objective arrays, hyperparameters, keys), static parts).
         """
-        (params, objectives, hyper), static = _stack([self.problem(i) for i in members],
-                                                     members)
-        base_key = jax.random.key(self.seed)
-        keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(jnp.asarray(members))
-        return (params, objectives, hyper, keys), static
+        pad_to = self.pad_to if pad_to is None else pad_to
+        members = np.asarray(members)
+        if self.vectorized:
+            settings = {name: np.asarray(values)[members] for name, values in self.points.items()}
+            return build_batch(self.make_problem, settings, members, pad_to, seed=self.seed)
+        (params, objectives, hyper), static = _stack(
+            [self.problem(i, pad_to) for i in members], members)
+        return (params, objectives, hyper, member_keys(self.seed, members)), static
 
-    def __call__(self, members: np.ndarray, device) -> ChunkOutput:
-        """Runs `members` in one compiled call on `device`. A call that exhausts the device's
-        memory runs again as two halves (results are per member, so they do not change).
+    def __call__(self, members: np.ndarray, device, pad_to: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> ChunkOutput:
+        """Runs `members` on `device`, compiled. A call that exhausts the device's memory runs
+        again as two halves (results are per member, so they do not change).
 
         **Arguments:**
 
-        - `members`: grid indices.
+        - `members`: design indices.
         - `device`: a local JAX device.
+        - `pad_to`: the chunk's number of examples (its size bucket's,
+          `Plan.padded_size`); default `self.pad_to`.
+        - `progress`: called with the chunk's members done so far, during a "refill" chunk
+          (about every `SEGMENT_SECONDS`) and at its end.
 
         **Returns:** a `ChunkOutput`.
         """
-        batch, static = self.batch(members)
+        batch, static = self.batch(members, pad_to)
         batch = jax.device_put(batch, device)
         try:
             with jax.default_matmul_precision(self.dynamics.precision):
-                (recorded, stats), compile_s, run_s = timed_call(
-                    _run_chunk, batch, static, self.dynamics, self.metrics, self.batching)
+                if self.batching == "refill":
+                    out = self._refill(batch, static, device, progress)
+                else:
+                    (recorded, stats), compile_s, run_s = timed_call(
+                        _run_chunk, batch, static, self.dynamics, self.metrics, self.batching)
+                    out = ChunkOutput(recorded, stats, compile_s, run_s)
         except jax.errors.JaxRuntimeError as error:
             if "RESOURCE_EXHAUSTED" not in str(error) or len(members) == 1:
                 raise
             del batch
             half = len(members) // 2
-            return _join(self(members[:half], device), self(members[half:], device))
-        return ChunkOutput(recorded, stats, compile_s, run_s)
+            first = self(members[:half], device, pad_to, progress)
+            done = len(members[:half])
+            rest = self(members[half:], device, pad_to,
+                        None if progress is None else lambda n: progress(done + n))
+            return _join(first, rest)
+        if progress is not None and self.batching != "refill":
+            progress(len(members))
+        return out
+
+    def _refill(self, batch, static, device, progress) -> ChunkOutput:
+        """A chunk in refill lanes, advanced in segments of about `SEGMENT_SECONDS` (the first
+        short, so that progress shows within seconds)."""
+        params, objectives, _, _ = batch  # a flow draws nothing and takes no hyperparameters
+        model_static, objective_static = static
+        num_members = len(jax.tree_util.tree_leaves(params)[0])
+        lanes = min(self.lanes or default_lanes(num_members, device), num_members)
+        objective = eqx.combine(objectives, objective_static)
+        if progress is None:  # one compiled call
+            out, compile_s, run_s = timed_call(refill.refill_run, self.dynamics, params,
+                                               model_static, objective, self.metrics,
+                                               num_lanes=lanes)
+            return ChunkOutput(out.recorded, out.stats, compile_s, run_s,
+                               float(out.lane_efficiency))
+        state, compile_s, run_s = timed_call(refill.refill_start, self.dynamics, params,
+                                             model_static, objective, self.metrics,
+                                             num_lanes=lanes)
+        iterations = 32
+        while int(state.members_done) < num_members:
+            state, compile_t, run_t = timed_call(refill.refill_advance, state, iterations)
+            compile_s, run_s = compile_s + compile_t, run_s + run_t
+            if progress is not None:
+                progress(int(state.members_done))
+            # Next segment sized from this one's pace.
+            iterations = int(np.clip(iterations * SEGMENT_SECONDS / max(run_t, 1e-3), 8, 1 << 20))
+        out, compile_t, run_t = timed_call(refill.refill_finish, state)
+        return ChunkOutput(out.recorded, out.stats, compile_s + compile_t, run_s + run_t,
+                           float(out.lane_efficiency))
 
     def default_chunk_size(self, devices) -> int:
         """Members per chunk from the smallest free memory of `devices` (see
@@ -315,7 +285,7 @@ class ChunkRunner:
         num_values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes))
         per_member = member_bytes(sample, self.dynamics, num_values + 8)
         return chunk_size_for_memory(per_member, min(free_bytes(d) for d in devices),
-                                     self.batching)
+                                     self.batching, devices[0].platform)
 
 
 def run_on_devices(devices: Sequence, assignments: Sequence[Sequence[int]],

@@ -79,3 +79,17 @@ def _(model: DeepLinear, size: int):
     if model.features is None:
         return model
     return eqx.tree_at(lambda m: m.features, model, _pad_axis(model.features, size, 1))
+
+
+def pad_problem(problem, size: int):
+    """A member (model, objective, hyperparameters) padded to `size` examples.
+
+    **Arguments:**
+
+    - `problem`: (model, objective, hyperparameters).
+    - `size`: the number of examples after padding.
+
+    **Returns:** the padded member; hyperparameters are per member, so they stay as they are.
+    """
+    model, objective, hyper = problem
+    return pad_examples(model, size), pad_examples(objective, size), hyper

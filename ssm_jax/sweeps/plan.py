@@ -1,8 +1,11 @@
 """The plan of a sweep: which members run together, in which order, on which process and
 device.
 
-Members are sorted by a cost key, so that a chunk holds members of similar cost, and cut into
-chunks of one size. Chunk c goes to process c mod P; within a process its chunks are dealt
+Members of different numbers of examples are first grouped into a few size buckets
+(`size_buckets`), each padded to its own largest member, not to the largest of the sweep; within
+a bucket they are sorted by a cost key, so that a chunk holds members of similar cost, and cut
+into chunks of one size (no chunk spans two buckets: one compilation per bucket). Chunk c goes
+to process c mod P; within a process its chunks are dealt
 round-robin to the local devices. Every process computes the same plan from the same plain
 inputs, so the processes of a multi-host sweep agree without talking to each other.
 """
@@ -15,13 +18,22 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from .. import _validate
 from ..dynamics.flow import Flow
 
 MAX_CHUNK = 4096
 """The largest chunk a memory estimate gives."""
+MAX_BUCKETS = 4
+"""The default bound on size buckets, hence on compilations of a sweep's chunks."""
+BUCKET_GROWTH = 1.25
+"""Members whose sizes lie within this factor of a rung of the ladder share a bucket."""
 MAP_CHUNK = 256
 """The default chunk under `lax.map`: members run one after another, so memory does not
 bound it; a chunk is the unit of storing and resuming."""
+MIN_BUCKET = 256
+"""Members per size bucket at least, in a sweep: fewer do not repay a compilation."""
+REFILL_CPU_CHUNK = 1024
+"""The default chunk of refill lanes on a CPU: 64 members per lane of `execute.CPU_LANES`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +47,8 @@ class Plan:
     - `num_devices`: local devices that take chunks.
     - `process_index`, `process_count`: this process and how many share the sweep.
     - `done`: chunks already written (a resumed sweep); they are neither run nor dealt.
+    - `buckets`: the size bucket of each entry of `order` (non-decreasing); () for one.
+    - `bucket_sizes`: each bucket's number of examples; () where the runner's own applies.
     """
 
     order: tuple[int, ...]
@@ -43,12 +57,35 @@ class Plan:
     process_index: int = 0
     process_count: int = 1
     done: frozenset[int] = frozenset()
+    buckets: tuple[int, ...] = ()
+    bucket_sizes: tuple[int, ...] = ()
+
+    @functools.cached_property
+    def _cuts(self) -> tuple[tuple[int, int, int], ...]:
+        """(start, stop, bucket) of each chunk in `order`."""
+        buckets = np.asarray(self.buckets or [0] * len(self.order))
+        edges = np.flatnonzero(np.diff(buckets)) + 1
+        cuts = []
+        for start, stop in zip([0, *edges], [*edges, len(self.order)], strict=True):
+            cuts += [(i, min(i + self.chunk_size, stop), int(buckets[start]))
+                     for i in range(start, stop, self.chunk_size)]
+        return tuple(cuts)
 
     @functools.cached_property
     def chunks(self) -> tuple[tuple[int, ...], ...]:
-        """The grid indices of each chunk; the last may be shorter."""
-        size = self.chunk_size
-        return tuple(self.order[i:i + size] for i in range(0, len(self.order), size))
+        """The design indices of each chunk; a bucket's last chunk may be shorter."""
+        return tuple(self.order[start:stop] for start, stop, _ in self._cuts)
+
+    def padded_size(self, chunk: int) -> int | None:
+        """The number of examples that `chunk`'s members are padded to.
+
+        **Arguments:**
+
+        - `chunk`: a chunk index.
+
+        **Returns:** its bucket's size, or None without buckets (the runner's own `pad_to`).
+        """
+        return self.bucket_sizes[self._cuts[chunk][2]] if self.bucket_sizes else None
 
     @functools.cached_property
     def share(self) -> tuple[int, ...]:
@@ -71,8 +108,8 @@ class Plan:
         return sum(len(self.chunks[c]) for c in self.done)
 
     def filled(self, chunk: int) -> np.ndarray:
-        """The grid indices of `chunk`, the last chunk filled up with copies of its last
-        member: every chunk has one shape, so one compilation serves them all.
+        """The design indices of `chunk`, a short chunk filled up with copies of its last
+        member: every chunk of a bucket has one shape, so one compilation serves them all.
 
         **Arguments:**
 
@@ -97,32 +134,79 @@ class Plan:
 
 def make_plan(num_members: int, order_keys: Sequence[float] | None, chunk_size: int, *,
               max_batch: int | None = None, num_devices: int = 1, process_index: int = 0,
-              process_count: int = 1) -> Plan:
+              process_count: int = 1, num_examples: Sequence[int] | None = None,
+              max_buckets: int = MAX_BUCKETS, min_bucket: int = 1) -> Plan:
     """The plan of a sweep, from plain numbers.
 
     **Arguments:**
 
-    - `num_members`: the grid's size.
-    - `order_keys`: one cost key per member (run in increasing order, ties in grid order),
-      or None for grid order.
-    - `chunk_size`: the wanted members per chunk; capped by `max_batch` and the grid's size.
+    - `num_members`: the design's size.
+    - `order_keys`: one cost key per member (run in increasing order within a bucket, ties in
+      design order), or None for design order.
+    - `chunk_size`: the wanted members per chunk; capped by `max_batch` and the design's size.
     - `max_batch`: at most this many members per chunk, or None.
     - `num_devices`: local devices that take chunks.
     - `process_index`, `process_count`: this process among those sharing the sweep.
+    - `num_examples`: each member's number of examples, for size buckets (`size_buckets`);
+      None for one bucket, padded to the runner's `pad_to`.
+    - `max_buckets`: at most this many size buckets (compilations).
+    - `min_bucket`: at most one bucket per this many members (`sweep` asks `MIN_BUCKET`).
 
     **Returns:** a `Plan` with nothing done yet (see `Plan.skipping`).
     """
-    if order_keys is None:
-        order = np.arange(num_members)
-    else:
+    keys = np.zeros(num_members)
+    if order_keys is not None:
         if len(order_keys) != num_members:
             raise ValueError(f"`order_keys` has {len(order_keys)} entries, expected one per "
                              f"member ({num_members}).")
-        order = np.argsort(np.asarray(order_keys, dtype=float), kind="stable")
+        keys = np.asarray(order_keys, dtype=float)
+    buckets, sizes = np.zeros(num_members, dtype=int), ()
+    if num_examples is not None:
+        if len(num_examples) != num_members:
+            raise ValueError(f"`num_examples` has {len(num_examples)} entries, expected one "
+                             f"per member ({num_members}).")
+        # A bucket is worth its compilation only if it holds enough members.
+        sizes, buckets = size_buckets(
+            num_examples, max_buckets=min(max_buckets, max(1, num_members // min_bucket)))
+        sizes = tuple(int(x) for x in sizes)
+    order = np.lexsort((keys, buckets))  # by bucket, then cost; stable: ties in design order
     chunk_size = int(min(chunk_size, max_batch or chunk_size, num_members))
     return Plan(tuple(int(i) for i in order), chunk_size, num_devices, process_index,
-                process_count)
+                process_count, buckets=tuple(int(b) for b in buckets[order]) if sizes else (),
+                bucket_sizes=sizes)
 
+
+def size_buckets(num_examples: Sequence[int], *, max_buckets: int = MAX_BUCKETS,
+                 growth: float = BUCKET_GROWTH) -> tuple[np.ndarray, np.ndarray]:
+    """Members grouped by their number of examples, so that each group is padded to its own
+    largest member: sizes on one rung of the geometric ladder n_min growth^j share a bucket,
+    then neighbouring buckets are merged, the merge that adds the least padded work first,
+    until at most `max_buckets` remain.
+
+    **Arguments:**
+
+    - `num_examples`: each member's number of examples.
+    - `max_buckets`: at most this many buckets, an integer >= 1.
+    - `growth`: the ladder's ratio, > 1.
+
+    **Returns:** (each bucket's size, increasing; each member's bucket index).
+    """
+    max_buckets = _validate.integer("max_buckets", max_buckets, minimum=1)
+    _validate.number("growth", growth, low=1.0, low_open=True)
+    sizes = np.asarray(num_examples, dtype=np.int64)
+    rungs = np.floor(np.log(sizes / sizes.min()) / np.log(growth) + 1e-9).astype(int)
+    _, member = np.unique(rungs, return_inverse=True)
+    tops = [int(sizes[member == b].max()) for b in range(member.max() + 1)]
+    counts = list(np.bincount(member))
+    while len(tops) > max_buckets:
+        # merging bucket b into b + 1 pads its members up to the larger size
+        cost = [counts[b] * (tops[b + 1] - tops[b]) for b in range(len(tops) - 1)]
+        b = int(np.argmin(cost))
+        merged = counts.pop(b)
+        counts[b] += merged  # bucket b + 1, now at b
+        tops.pop(b)
+        member = np.where(member > b, member - 1, member)
+    return np.asarray(tops), member
 
 def padded_size(num_examples: Sequence[int], pad_to: int | None = None) -> int:
     """The common number of examples that every member is padded to.
@@ -167,17 +251,24 @@ def member_bytes(problem, dynamics, num_metric_values: int) -> int:
                + 8 * num_records * num_metric_values)
 
 
-def chunk_size_for_memory(bytes_per_member: int, free_bytes: int, batching: str) -> int:
+def chunk_size_for_memory(bytes_per_member: int, free_bytes: int, batching: str,
+                          platform: str = "cpu") -> int:
     """Members per chunk: under "vmap" as many as fit in half of the free memory, at most
-    `MAX_CHUNK`; under "map" `MAP_CHUNK`.
+    `MAX_CHUNK`; under "map" `MAP_CHUNK`; under "refill" `REFILL_CPU_CHUNK` on a CPU (many
+    members per lane, so the lanes' tail is short) and as "vmap" on an accelerator.
 
     **Arguments:**
 
     - `bytes_per_member`: from `member_bytes`.
     - `free_bytes`: the free memory of the smallest device.
-    - `batching`: "vmap" or "map".
+    - `batching`: "refill", "vmap" or "map".
+    - `platform`: the devices' platform ("cpu", "gpu", "tpu").
 
     **Returns:** a chunk size, at least 1.
     """
-    size = max(1, (free_bytes // 2) // bytes_per_member) if batching == "vmap" else MAP_CHUNK
+    if batching == "map":
+        return MAP_CHUNK
+    size = max(1, (free_bytes // 2) // bytes_per_member)
+    if batching == "refill" and platform == "cpu":
+        size = REFILL_CPU_CHUNK
     return int(min(size, MAX_CHUNK))

@@ -1,16 +1,20 @@
-"""Sweeps: one dynamics over every point of a grid, batched, chunked, spread over devices and
-hosts, with results as one labelled dataset.
+"""Sweeps: one dynamics over every member of a design (a grid, or points), batched,
+chunked, spread over devices, hosts and shards, with results as one labelled dataset.
 
 How a sweep runs, one module per step:
 
-1. Every member is built abstractly and checked before any compute (`execute`); everything
-   that varies is an array leaf, so after padding to a common number of examples (zero
-   weight, no class) all members stack into one batch and share one compilation.
-2. The `plan` orders members by a cost key, cuts them into chunks of one size and deals the
-   chunks to processes and devices; a resumed sweep skips the chunks in its store (`store`).
-3. Each chunk runs as one compiled call, one worker thread per device (`execute`).
-4. Each chunk becomes a dataset over `run`, is written to the store, and all are assembled
-   into one dataset over the grid's axes (`dataset`).
+1. Every member is checked before any compute: built abstractly one by one (`execute`), or,
+   vectorized, the design's arrays checked at once and one abstract build traced
+   (`vectorized`); everything that varies is an array leaf, so after padding to a bucket's
+   number of examples (zero weight, no class) members stack and share one compilation.
+2. The `plan` sorts members into size buckets, orders them by a cost key, cuts chunks and
+   deals them to shards, processes and devices; a resumed sweep skips the chunks its store
+   holds (`store`).
+3. Each chunk runs compiled, one worker thread per device (`execute`): flows in refill lanes
+   (`dynamics.refill`), reporting members done as they go.
+4. Each chunk becomes a dataset over `run` and is written to its region of the store's zarr
+   store; the result is the store opened lazily and labelled by the design (without a
+   store: the chunks assembled in memory, `dataset`).
 """
 
 from collections.abc import Callable
@@ -18,6 +22,7 @@ import math
 import threading
 
 import jax
+import numpy as np
 import xarray as xr
 
 from .. import _validate
@@ -31,156 +36,243 @@ from .dataset import (
     label_by_grid,
     merge_chunks,
 )
-from .execute import ChunkRunner, check_members, run_on_devices
-from .grid import Grid
-from .plan import make_plan
-from .store import SweepStore, check_store, read_chunks, read_manifest
+from .execute import ChunkRunner, run_on_devices
+from .grid import AbstractDesign
+from .member_checks import check_members
+from .plan import MAX_BUCKETS, MIN_BUCKET, make_plan
+from .points import design_from_dict
+from .store import (
+    SweepStore,
+    check_finished,
+    check_store,
+    open_store,
+    read_manifest,
+    stored_chunks,
+)
+from .vectorized import check_vectorized
 
 
-def sweep(make_problem: Callable, grid: Grid, t1=None, *, num_saves: int = 100,
+def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves: int = 100,
           dynamics: Flow | Train | None = None, metrics=objective_metrics,
           class_groups: dict[str, list[int]] | None = None, order_by: Callable | None = None,
           predict: Callable[..., dict[str, float]] | None = None,
-          chunk_size: int | None = None, max_batch: int | None = None,
-          batching: str = "auto", devices=None, pad_to: int | None = None,
-          store=None, resume: bool = False, seed: int = 0,
-          progress: Callable[[int, int], None] | None = None,
+          vectorized: bool = False, chunk_size: int | None = None,
+          max_batch: int | None = None, batching: str = "auto", lanes: int | None = None,
+          devices=None, pad_to: int | None = None, max_buckets: int = MAX_BUCKETS,
+          store=None, resume: bool = False, shard: tuple[int, int] | None = None,
+          seed: int = 0, progress: Callable[[int, int], None] | None = None,
           metadata: dict | None = None) -> xr.Dataset | None:
-    """Runs `dynamics` for every point of `grid` and returns the results as a dataset.
+    """Runs `dynamics` for every member of `design` and returns the results as a dataset.
 
     **Arguments:**
 
-    - `make_problem`: point settings (keywords named like the grid's axes) -> (model, objective)
-      or (model, objective, hyperparameters). Members may differ only in array values and in
-      their number of examples.
-    - `grid`: a `Grid`.
+    - `make_problem`: member settings (keywords named like the design's axes) -> (model,
+      objective) or (model, objective, hyperparameters). Members may differ only in array
+      values and in their number of examples.
+    - `design`: a `Grid` (every combination of its axes) or `Points` (one member per
+      index of its equal-length axes).
     - `t1`, `num_saves`: shorthand for `dynamics=Flow(t1, num_saves)`.
     - `dynamics`: `Flow(...)` or `Train(...)`; each chunk runs under its matmul `precision`.
     - `metrics`: what each member records, as for `gradient_flow`.
     - `class_groups`: e.g. {"majority": [0, 1], "minority": [2, 3]}: per-class metrics are
-      averaged within each group and `cls` is labelled by group; or a function of a point's
+      averaged within each group and `cls` is labelled by group; or a function of a member's
       settings returning such a dict (the same names everywhere), for groups that follow each
       member's own counts. Indices must lie in 0..k-1, each class in at most one group.
-    - `order_by`: point settings -> a number; members are run in that order, so that a
+    - `order_by`: member settings -> a number; members are run in that order, so that a
       chunk holds members of similar cost (a predicted step count is a good key).
-    - `predict`: point settings -> {name: number}, e.g. closed-form predictions; computed
-      per member before any compute and recorded as variables over the grid's axes (and in
-      the store's chunks). Names must differ from the recorded metrics'.
-    - `chunk_size`: members per compiled call; default from the devices' free memory, or,
-      when resuming, the stored sweep's. `max_batch` caps it.
-    - `batching`: "vmap", "map" (`lax.map`, one member after another inside one call) or
-      "auto": "map" on CPUs, "vmap" on accelerators.
+    - `predict`: member settings -> {name: number}, e.g. closed-form predictions; computed
+      before any compute and recorded as variables over the design's dimensions (and in the
+      store). Names must differ from the recorded metrics'.
+    - `vectorized`: build each chunk by one traced `vmap` of `make_problem` over the
+      design's arrays (no per-member Python): `make_problem` must be traceable in every
+      setting the design varies (`problems.imbalance_problem` is), and takes a static
+      `pad_to` keyword where its number of examples depends on them. If it offers
+      `check_settings(settings)` and `num_examples(settings)` (as `config.ConfiguredProblem`
+      does), the design's arrays are checked with the first and the padding bound and size
+      buckets come from the second. `order_by` and `predict` are then called once, with
+      arrays of every member's settings, and return arrays.
+    - `chunk_size`: members per compiled call (the unit of storing and resuming); default
+      from the batching and the devices' free memory, or, when resuming, the stored sweep's.
+      `max_batch` caps it.
+    - `batching`: "refill" (gradient flows without an event: lanes that each step their own
+      member and take the next when theirs ends, no lockstep), "vmap" (lockstep), "map"
+      (`lax.map`, one member after another inside one call) or "auto": "map" on CPUs, and
+      on accelerators "refill" for a `Flow` without an event, else "vmap".
+    - `lanes`: members stepping at once in a "refill" chunk (default
+      `execute.default_lanes`).
     - `devices`: local devices to spread chunks over (default all).
-    - `pad_to`: the common number of examples; default: the largest in the grid (found by
-      abstract evaluation of `make_problem`, before any compute).
-    - `store`: a folder to write each finished chunk to, checked before any compute and
-      made with the first chunk (a sweep that fails before it leaves nothing); with
-      `resume=True` a sweep that was stopped continues there, skipping finished chunks.
+    - `pad_to`: one number of examples for every member; default: members are padded per
+      size bucket (`plan.size_buckets`: at most `max_buckets` sizes, one compilation each,
+      and one per `plan.MIN_BUCKET` members).
+    - `store`: a folder to write each finished chunk to (`sweeps.store`: one zarr store, a
+      done marker per chunk), checked and locked before any compute (a second writer is
+      refused), written from the first chunk on (a sweep that fails before it leaves nothing);
+      with `resume=True` a sweep that was stopped continues there, redoing exactly the chunks
+      without a done marker. The result is then opened lazily from the store.
+    - `shard`: (i, N): run only the chunks c with c mod N = i (with several processes, shard
+      i * P + p of N * P), into `store`, which may already hold the other shards' chunks; a
+      job array runs the N shards at once, and `open_sweep` (`ssm-jax merge`) finishes it.
     - `seed`: member i uses key fold_in(key(seed), i) (minibatches), whatever the chunking.
-    - `progress`: called with (members done, members total) after each chunk.
+    - `progress`: called with (members done, members total) once before any compute (the
+      members a resumed sweep finds done), then as members finish: within a "refill" chunk
+      about every second, otherwise after each chunk.
     - `metadata`: anything JSON can hold (e.g. the configuration file), kept with the store
       and in the dataset's `config` attribute.
 
-    **Returns:** an `xarray.Dataset` over the grid's axes and (time, cls | mode) with every
-    recorded metric, `learning_time`, `num_steps`, `status` (`STATUS` codes; a member that
-    is not ok has NaN wherever its values did not happen), the predictions; per chunk
-    `chunk_waste` (1 - mean steps / max steps of a vmapped chunk), `chunk_compile_seconds`,
-    `chunk_run_seconds`, `chunk_device`; CF-style `long_name` and `units` on every variable
-    (time in steps for `Train`); config, versions, git revision, devices and totals in its
-    attributes. In a multi-process run, None on processes other than the last to finish.
+    **Returns:** an `xarray.Dataset` over the design's dimensions (the grid's axes, or
+    `point`) and (time, cls | mode) with every recorded metric, `learning_time`,
+    `num_steps`, `status` (`STATUS` codes; a member that is not ok has NaN wherever its
+    values did not happen), the predictions; per chunk `chunk_waste` (the share of lane-steps
+    that moved no member), `chunk_compile_seconds`, `chunk_run_seconds`, `chunk_device`;
+    CF-style `long_name` and `units` on every variable (time in steps for `Train`); config,
+    versions, git revision, devices, batching, lane efficiency and totals in its attributes.
+    With a store, its variables are read only when used. In a multi-process or sharded run,
+    None until every chunk of the store is done.
 
     Every argument and every member is checked before any compute (a `ValueError` names the
-    argument or the grid point), and nothing is written before the first chunk is done.
+    argument or the member), and nothing is written before the first chunk is done.
     """
-    _check_arguments(make_problem, grid, t1, dynamics,
+    _check_arguments(make_problem, design, t1, dynamics,
                      {"metrics": metrics, "order_by": order_by, "predict": predict,
                       "progress": progress})
     if dynamics is None:
         dynamics = Flow(t1=t1, num_saves=num_saves)
-    _validate.choice("batching", batching, ("auto", "vmap", "map"))
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("`devices` = [] is not allowed: expected at least one local device.")
-    if batching == "auto":
-        batching = "map" if devices[0].platform == "cpu" else "vmap"
+    batching = _batching(batching, dynamics, devices[0].platform)
     for name, value, minimum in (("chunk_size", chunk_size, 1), ("max_batch", max_batch, 1),
-                                 ("pad_to", pad_to, 1), ("seed", seed, 0)):
+                                 ("lanes", lanes, 1), ("pad_to", pad_to, 1),
+                                 ("max_buckets", max_buckets, 1), ("seed", seed, 0)):
         if value is not None:
             _validate.integer(name, value, minimum=minimum)
+    shard = _check_shard(shard, store)
+    # Other processes and shards write into the same store: each may find it begun.
+    joining = resume or shard != (0, 1) or jax.process_index() != 0
     if store is not None:  # cheap, so before the pass over every member
-        store = check_store("store", store, resume or jax.process_index() != 0)
+        store = check_store("store", store, joining)
 
     # Everything is checked before any compute.
-    points = [grid.point(i) for i in range(grid.size)]
-    checked = check_members(make_problem, points, dynamics, metrics, pad_to)
-    pad_to = checked.pad_to
-    groups = grid_class_groups(class_groups, points, _num_classes(checked.metric_shapes,
-                                                                  class_groups))
-    predictions = grid_predictions(predict, points)
-    keys = None if order_by is None else _order_keys(order_by, points)
-    runner = ChunkRunner(make_problem, points, pad_to, dynamics, metrics, batching, seed)
-    stored = None if store is None or not resume else read_manifest(store)
+    if vectorized:
+        points = design.coordinates()
+        checked = check_vectorized(make_problem, points, dynamics, metrics, pad_to,
+                                   check=getattr(make_problem, "check_settings", None),
+                                   num_examples=getattr(make_problem, "num_examples", None))
+        keys = None if order_by is None else _vector_keys(order_by, points, design.size)
+        predictions = grid_predictions(predict, points, vectorized=True)
+        member_points = [design.point(i) for i in range(design.size)] if callable(
+            class_groups) else []
+    else:
+        points = member_points = [design.point(i) for i in range(design.size)]
+        checked = check_members(make_problem, points, dynamics, metrics, pad_to)
+        keys = None if order_by is None else _order_keys(order_by, points)
+        predictions = grid_predictions(predict, points)
+    groups = grid_class_groups(class_groups, member_points,
+                               _num_classes(checked.metric_shapes, class_groups))
+    runner = ChunkRunner(make_problem, points, checked.pad_to, dynamics, metrics, batching,
+                         seed, vectorized, lanes)
+    stored = None if store is None or not joining else read_manifest(store)
     if chunk_size is None and stored is not None:
-        # A resumed sweep keeps the chunk plan it started with.
+        # A resumed sweep (or a later shard) keeps the chunk plan the store started with.
         chunk_size, max_batch = stored["chunk_size"], None
     if chunk_size is None:
         chunk_size = runner.default_chunk_size(devices)
-    plan = make_plan(grid.size, keys, chunk_size, max_batch=max_batch,
-                     num_devices=len(devices), process_index=jax.process_index(),
-                     process_count=jax.process_count())
+    plan = make_plan(design.size, keys, chunk_size, max_batch=max_batch,
+                     num_devices=len(devices),
+                     process_index=shard[0] * jax.process_count() + jax.process_index(),
+                     process_count=shard[1] * jax.process_count(),
+                     num_examples=None if pad_to is not None else checked.num_examples,
+                     max_buckets=max_buckets, min_bucket=MIN_BUCKET)
 
-    manifest = {"grid": grid.to_dict(), "dynamics": dynamics.describe(),
+    manifest = {"design": design.kind, "grid": design.to_dict(),
+                "dynamics": dynamics.describe(), "batching": batching,
                 "chunk_size": plan.chunk_size, "order": list(plan.order),
                 "class_groups": None if groups is None else groups.describe(),
-                "pad_to": pad_to, "seed": seed, "predictions": sorted(predictions),
-                "metadata": metadata}
-    # The processes of a multi-host sweep share one store: each may find the others' chunks.
+                "pad_to": checked.pad_to, "max_buckets": max_buckets, "seed": seed,
+                "predictions": sorted(predictions), "metadata": metadata}
     sweep_store = None if store is None else SweepStore(
-        store, manifest, resume=resume or jax.process_index() != 0)
+        store, manifest, design.coordinates(),
+        lambda ds: label_by_grid(merge_chunks([ds]), design, manifest), resume=joining,
+        shard=shard, process=(jax.process_index(), jax.process_count()))
     if sweep_store is not None:
-        plan = plan.skipping(sweep_store.done())
+        plan = plan.skipping(stored_chunks(store))
 
     results: dict[int, xr.Dataset] = {}
     lock = threading.Lock()
-    finished = [plan.members_done]
+    finished, running = [plan.members_done], {}
+
+    def report(chunk: int, done: int) -> None:
+        """Members done: whole chunks, plus those done inside the chunks running."""
+        with lock:
+            running[chunk] = done
+            if progress is not None:
+                progress(finished[0] + sum(running.values()), design.size)
 
     def run(chunk: int, device) -> None:
         members = plan.chunks[chunk]
-        out = runner(plan.filled(chunk), device)
+        out = runner(plan.filled(chunk), device, plan.padded_size(chunk),
+                     None if progress is None else
+                     lambda done: report(chunk, min(done, len(members))))
         ds = chunk_dataset(out.recorded, out.stats, members,
                            record_times=dynamics.record_times(), class_groups=groups,
-                           predictions=predictions, lockstep=batching == "vmap", index=chunk,
+                           predictions=predictions, lockstep=batching == "vmap",
+                           lane_efficiency=out.lane_efficiency, index=chunk,
                            compile_seconds=out.compile_seconds, run_seconds=out.run_seconds,
                            device=str(device))
         if sweep_store is not None:
             sweep_store.write(chunk, ds)
         with lock:
-            results[chunk] = ds
+            if sweep_store is None:  # a store holds the results, not memory
+                results[chunk] = ds
+            running.pop(chunk, None)
             finished[0] += len(members)
             if progress is not None:
-                progress(finished[0], grid.size)
+                progress(finished[0] + sum(running.values()), design.size)
 
-    run_on_devices(devices, plan.assignments, run)
+    if progress is not None:  # what a resumed sweep starts from, before any compute
+        progress(finished[0], design.size)
+    try:
+        run_on_devices(devices, plan.assignments, run)
+    finally:
+        if sweep_store is not None:
+            sweep_store.close()
 
     if sweep_store is not None:
-        if len(sweep_store.done()) < len(plan.chunks):
-            return None  # other processes are still writing their chunks
-        merged = sweep_store.read_all()
+        if len(stored_chunks(store)) < len(plan.chunks):
+            return None  # other processes or shards are still writing their chunks
+        out = open_sweep(store)
     else:
-        merged = merge_chunks([results[c] for c in sorted(results)])
-    out = label_by_grid(merged, grid, manifest)
+        out = label_by_grid(merge_chunks([results[c] for c in sorted(results)]), design,
+                            manifest)
     out.attrs.update(batching=batching, devices=", ".join(str(d) for d in devices))
+    if batching == "refill":
+        out.attrs["lane_efficiency"] = 1.0 - out.attrs["waste"]
     return out
 
 
-def _check_arguments(make_problem, grid, t1, dynamics, functions: dict) -> None:
+def _batching(batching: str, dynamics, platform: str) -> str:
+    """The batching `sweep` runs with, "auto" resolved."""
+    _validate.choice("batching", batching, ("auto", "refill", "vmap", "map"))
+    refills = isinstance(dynamics, Flow) and dynamics.event is None
+    if batching == "refill" and not refills:
+        raise ValueError(f"`batching` = 'refill' is not allowed with {dynamics.describe()}: "
+                         "refill lanes run gradient flows without an event; expected 'map' "
+                         "or 'vmap' (or 'auto').")
+    if batching == "auto":
+        if platform == "cpu":  # members one after another: no lockstep, unbatched matmuls
+            return "map"
+        return "refill" if refills else "vmap"
+    return batching
+
+
+def _check_arguments(make_problem, design, t1, dynamics, functions: dict) -> None:
     """The arguments of `sweep` that need no member built."""
-    if not isinstance(grid, Grid):
-        raise ValueError(f"`grid` = {grid!r} is not allowed: expected an ssm_jax.Grid, e.g. "
-                         "Grid(ratio=[1, 10], power=[0.0, 1.0]).")
+    if not isinstance(design, AbstractDesign):
+        raise ValueError(f"`design` = {design!r} is not allowed: expected an ssm_jax.Grid, e.g. "
+                         "Grid(ratio=[1, 10], power=[0.0, 1.0]), or ssm_jax.Points.")
     if not callable(make_problem):
         raise ValueError(f"`make_problem` = {make_problem!r} is not allowed: expected a "
-                         "function of the grid's settings returning (model, objective).")
+                         "function of the design's settings returning (model, objective).")
     if dynamics is None and t1 is None:
         raise ValueError("Give `t1` (a gradient flow's final time) or `dynamics`.")
     if dynamics is not None and t1 is not None:
@@ -219,24 +311,53 @@ def _order_keys(order_by: Callable, points: list[dict]) -> list[float]:
     return keys
 
 
+def _vector_keys(order_by: Callable, settings: dict, size: int) -> np.ndarray:
+    """`order_by` called once on every member's settings (a vectorized sweep)."""
+    keys = order_by(**settings)
+    try:
+        values = np.broadcast_to(np.asarray(keys, dtype=float), (size,))
+    except (TypeError, ValueError):
+        values = None
+    if values is None or np.isnan(values).any():
+        raise ValueError(f"`order_by` returned {keys!r} for the design's arrays: expected one "
+                         f"number per member ({size}; a cost, members run in increasing "
+                         "order), none NaN.")
+    return values
+
+
+def _check_shard(shard, store) -> tuple[int, int]:
+    """`shard` as (i, N), checked; (0, 1) for None."""
+    if shard is None:
+        return (0, 1)
+    allowed = "expected (i, N) with integers 0 <= i < N, and a `store`"
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in shard)
+            or not 0 <= shard[0] < shard[1] or store is None):
+        raise ValueError(f"`shard` = {shard!r} is not allowed: {allowed}.")
+    return int(shard[0]), int(shard[1])
+
+
 def open_sweep(path) -> xr.Dataset:
-    """The dataset of a finished sweep store (e.g. after a multi-host sweep), labelled by its
-    grid.
+    """The dataset of a finished sweep store (e.g. after a multi-host or sharded sweep),
+    labelled by its grid and opened lazily: a variable is read from the store when used.
 
     **Arguments:**
 
-    - `path`: the store's folder.
+    - `path`: the store's folder; it may not be writable.
 
     **Returns:** the dataset `sweep` returns. Raises `ValueError` if `path` holds no sweep or
-    chunks are missing: resume the sweep to finish it.
+    chunks are missing, saying which shards to rerun (or to resume the sweep).
     """
-    manifest = read_manifest(path)
-    if manifest is None:
-        raise ValueError(f"`path` = {str(path)!r} holds no sweep (no manifest.json): expected "
-                         "a sweep's store folder.")
-    grid = Grid(**manifest["grid"])
-    merged = read_chunks(path)
-    if merged.sizes["run"] < grid.size:
-        raise ValueError(f"The sweep at {str(path)!r} is unfinished: {merged.sizes['run']} of "
-                         f"{grid.size} members written. Resume it to finish.")
-    return label_by_grid(merged, grid, manifest)
+    manifest = check_finished(path)
+    grid = design_from_dict(manifest.get("design", "grid"), manifest["grid"])
+    stored = open_store(path)  # over `run` in the order the members ran
+    # The small variables are labelled by `label_by_grid`, with each member's position in the
+    # store; the others are taken lazily from those positions (vectorized indexing).
+    small = ["num_steps", *(v for v in stored.data_vars if "chunk" in stored[v].dims)]
+    order = np.argsort(stored.run.values)
+    labelled = label_by_grid(stored[small].isel(run=order).assign(position=("run", order)),
+                             grid, manifest)
+    position = labelled["position"].astype(int)
+    members = stored.drop_vars([*small, *(c for c in stored.coords if "run" in stored[c].dims)])
+    return labelled.drop_vars("position").assign(members.isel(run=position).data_vars)

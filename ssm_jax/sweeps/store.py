@@ -1,34 +1,42 @@
-"""A resumable on-disk store for a sweep: a folder holding a manifest and one netCDF file per
-finished chunk.
+"""A resumable on-disk store for a sweep, which several writers (devices, processes, shards of a
+job array) fill chunk by chunk. The store is a folder:
 
-The folder is checked when the store is opened, before any compute, and made only when the
-first chunk is written: a sweep that fails before its first chunk leaves nothing behind. Each
-chunk is written to a temporary name and renamed into place, so a chunk file exists only once
-it is complete: a killed or failed sweep loses at most the chunks in flight, and a resumed one
-skips every chunk already on disk. Processes of a multi-host sweep write disjoint chunks into
-the same folder, so no two writers ever share a file.
-"""
+- `manifest.json`: the sweep's description; a writer with other settings is refused.
+- `results.zarr`: one zarr (v3) store, compressed with zstd, of every member's results over
+  `run` in the plan's order (`run` holds grid indices; the grid's axes are coordinates over
+  it), with CF-style attributes on every variable. Its zarr chunks along `run` are the plan's
+  chunks: each plan chunk writes its own chunk files, never shared by two writers. All in it
+  follows from the sweep's settings: a resumed sweep leaves the bytes of an uninterrupted one.
+- `done/NNNNNN.json`: written (atomically) once chunk NNNNNN's data are, with its own numbers
+  (size, waste, and the measurements that differ from run to run: compile and run seconds,
+  device) and its writer. Resuming redoes exactly the chunks without one.
+- `locks/`: one lock file per writer (host and pid): two writers never write one shard.
+
+The first chunk writes the manifest and the empty zarr store: a sweep that fails before it
+leaves nothing behind."""
 
 import json
+import math
 import os
 from pathlib import Path
+import shutil
+import socket
 import threading
+import warnings
 
+import numpy as np
 import xarray as xr
+import zarr
 
 from .. import _validate
-from .dataset import merge_chunks
 
-_MANIFEST = "manifest.json"
-_CHUNKS = "chunks"
+_MANIFEST, _RESULTS = "manifest.json", "results.zarr"
+_DONE, _LOCKS = "done", "locks"
+_COMPRESSOR = zarr.codecs.ZstdCodec(level=3)
 
 
 def read_manifest(path) -> dict | None:
-    """The manifest of the sweep stored at `path`.
-
-    **Arguments:**
-
-    - `path`: a sweep store's folder.
+    """The manifest of the sweep stored at the folder `path`.
 
     **Returns:** the manifest as a dict, or None where `path` holds no sweep.
     """
@@ -37,38 +45,83 @@ def read_manifest(path) -> dict | None:
 
 
 def stored_chunks(path) -> set[int]:
-    """The chunks already written to the store at `path`, by any process.
+    """The chunks already written to the store at `path` (it may not exist yet), by any writer.
+
+    **Returns:** a set of chunk indices: those with a done marker.
+    """
+    return {int(p.stem) for p in (Path(path) / _DONE).glob("*.json")}
+
+
+def _markers(path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((Path(path) / _DONE).glob("*.json"))]
+
+
+def check_finished(path, name: str = "path", consolidate: bool = False) -> dict:
+    """Checks that every chunk of the sweep stored at `path` is done; with `consolidate`, also
+    gathers the zarr store's metadata into its root (`ssm-jax merge`, after shards).
 
     **Arguments:**
 
-    - `path`: a sweep store's folder (it may not exist yet).
+    - `path`: a sweep store's folder.
+    - `name`: the parameter that gave the path, for the message.
+    - `consolidate`: whether to consolidate (needs write access).
 
-    **Returns:** a set of chunk indices.
+    **Returns:** the manifest; a `ValueError` where `path` holds no sweep, or saying how many
+    chunks are missing and which shards (or which command) write them.
     """
-    return {int(p.stem) for p in (Path(path) / _CHUNKS).glob("*.nc")}
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise ValueError(f"`{name}` = '{path}' holds no sweep (no {_MANIFEST}): expected a store.")
+    total = math.ceil(len(manifest["order"]) / manifest["chunk_size"])
+    missing = sorted(set(range(total)) - stored_chunks(path))
+    if not missing:
+        if consolidate:
+            _consolidate(Path(path) / _RESULTS)
+        return manifest
+    shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+    layouts = {(m["writer"]["shard"][1], m["writer"]["processes"]) for m in _markers(path)}
+    if len(layouts) == 1 and next(iter(layouts))[0] > 1:
+        count, processes = layouts.pop()
+        shards = sorted({c % (count * processes) // processes for c in missing})
+        todo = "rerun shard " + ", ".join(f"{i}/{count}" for i in shards) + " (--shard I/N)"
+    else:
+        todo = "resume the sweep (resume=True, --resume) to finish it"
+    raise ValueError(f"The sweep at '{path}' is unfinished: {len(missing)} of {total} chunks "
+                     f"are missing (chunks {shown}): {todo}.")
 
 
-def read_chunks(path, name: str = "path") -> xr.Dataset:
-    """Every chunk written to the store at `path`, concatenated along `run` in grid order;
-    reading needs no write access.
+def open_store(path, name: str = "path") -> xr.Dataset:
+    """The results stored at `path`, opened lazily: nothing is read until it is used.
 
     **Arguments:**
 
     - `path`: a sweep store's folder.
     - `name`: the parameter that gave the path, for the message.
 
-    **Returns:** a dataset over `run` (`dataset.merge_chunks`); a `ValueError` where no chunk
-    is written yet.
+    **Returns:** a dataset over `run` in the order the members ran (`run` holds grid indices,
+    the grid's axes are coordinates over it), with the done chunks' own numbers as
+    `chunk_<name>` variables over `chunk` (as `dataset.merge_chunks` gives them); a
+    `ValueError` where no chunk is done yet.
     """
-    paths = sorted((Path(path) / _CHUNKS).glob("*.nc"))
-    if not paths:
+    markers = _markers(path)
+    if not markers:
         raise ValueError(f"`{name}` = '{path}' holds no finished chunk yet.")
-    return merge_chunks([xr.load_dataset(p, engine="netcdf4") for p in paths])
+    ds = xr.open_zarr(Path(path) / _RESULTS, consolidated=True, chunks=None)
+    chunks = [m["chunk"] for m in markers]
+    return ds.assign({f"chunk_{key}": ("chunk", np.array([c[key] for c in chunks]))
+                      for key in chunks[0]})
+
+
+def _consolidate(path: Path) -> None:
+    """The zarr store's metadata gathered into its root, so that it opens with one read."""
+    with warnings.catch_warnings():  # zarr notes that v3 does not specify consolidation yet
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
 
 
 def check_store(name: str, path, resume: bool) -> Path:
     """Checks, without writing anything, that a sweep can be stored at `path`: a folder that
-    can be written (or made), holding nothing, or a sweep to be resumed.
+    can be written (or made), holding nothing (but writers' locks), or a sweep to be resumed.
 
     **Arguments:**
 
@@ -85,36 +138,157 @@ def check_store(name: str, path, resume: bool) -> Path:
         if not resume:
             raise ValueError(f"{shown} already holds a sweep: pass resume=True (--resume) to "
                              "finish it, or choose a new folder.")
-        chunks = path / _CHUNKS
-        if chunks.exists() and not (chunks.is_dir() and os.access(chunks, os.W_OK | os.X_OK)):
-            raise ValueError(f"{shown} is not allowed: its '{_CHUNKS}' folder cannot be "
-                             "written; expected a sweep store whose chunks can be added.")
-    elif path.is_dir() and any(path.iterdir()):
+        for part in (p for p in (_RESULTS, _DONE, _LOCKS) if (path / p).exists()):
+            if not ((path / part).is_dir() and os.access(path / part, os.W_OK | os.X_OK)):
+                raise ValueError(f"{shown} is not allowed: its '{part}' folder cannot be "
+                                 "written; expected a sweep store whose chunks can be added.")
+    elif path.is_dir() and any(p.name != _LOCKS for p in path.iterdir()):
         raise ValueError(f"{shown} is not allowed: it holds files but no sweep "
                          f"({_MANIFEST}); expected an empty or new folder, or a sweep store.")
     return path
 
 
-class SweepStore:
-    """The folder `path` of one sweep, described by `manifest` (grid, dynamics, chunking).
-
-    Opening a store checks the folder (`check_store`) and, where it holds a sweep already,
-    that it is this one; nothing is written until the first chunk, which also writes the
-    manifest. The processes of a multi-host sweep each open the store and write their own
-    chunks; whichever writes first writes the manifest (they all hold the same).
+class WriterLock:
+    """The lock of one writer of a store: `locks/shard-I-of-N.lock`, made exclusively (a hard
+    link, which fails where the name exists), holding the writer's host and pid. A lock left by
+    a process that is gone (same host, no such pid) is taken over with a warning; a live one is
+    refused, as is a live writer counting shards otherwise (their chunks could overlap).
 
     **Arguments:**
 
-    - `path`: the folder; made with the first chunk if missing.
-    - `manifest`: JSON values describing the sweep; a stored sweep must match it exactly.
+    - `path`: the store's folder.
+    - `shard`: (index, count) of the writer among those of the store.
+    - `name`: the parameter that gave `path`, for messages.
+    """
+
+    def __init__(self, path: Path, shard: tuple[int, int], name: str = "store"):
+        self.path, self.shard, self.name = Path(path), shard, name
+        self.file = self.path / _LOCKS / f"shard-{shard[0]}-of-{shard[1]}.lock"
+        self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "shard": list(shard)}
+
+    def acquire(self) -> None:
+        """Takes the lock (making the folders), or raises `ValueError` naming the holder.
+
+        **Returns:** nothing.
+        """
+        while not self._create():
+            holder = _read_lock(self.file)
+            if holder is not None and not self._taken_over(self.file, holder):
+                self._refuse(self.file, holder, "a second writer of one shard is refused")
+        for other in self.file.parent.glob("*.lock"):
+            holder = _read_lock(other)
+            if (other == self.file or holder is None or holder["shard"][1] == self.shard[1]
+                    or self._taken_over(other, holder)):
+                continue
+            self.release()
+            self._refuse(other, holder, f"shard {self.shard[0]}/{self.shard[1]} could share "
+                         "chunks with it: every writer of a store must count shards alike")
+
+    def _create(self) -> bool:
+        """Whether the lock file could be made (it did not exist)."""
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        written = self.file.with_name(f".{self.file.name}.{socket.gethostname()}."
+                                      f"{os.getpid()}.{threading.get_ident()}")
+        try:
+            written.write_text(json.dumps(self.holder))
+            os.link(written, self.file)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:  # `locks` removed meanwhile by a writer that ended
+            return self._create()
+        finally:
+            written.unlink(missing_ok=True)
+        return True
+
+    def _taken_over(self, file: Path, holder: dict) -> bool:
+        """Whether the lock `file` of `holder` was stale and is now removed (with a warning)."""
+        if not _stale(holder):
+            return False
+        aside = file.with_name(f".{file.name}.{os.getpid()}.stale")
+        try:  # a rename succeeds for one taker only
+            os.rename(file, aside)
+        except FileNotFoundError:
+            return True
+        taken = _read_lock(aside) == holder
+        if not taken:  # a new writer took it meanwhile: give it back
+            os.link(aside, file)
+        aside.unlink()
+        if taken:
+                warnings.warn(f"`{self.name}` = '{self.path}': took over the lock {file.name} of "
+                          f"process {holder['pid']} on {holder['host']}, which is gone.",
+                          stacklevel=4)
+        return taken
+
+    def _refuse(self, file: Path, holder: dict, why: str) -> None:
+        raise ValueError(f"`{self.name}` = '{self.path}' is being written by shard "
+                         f"{holder['shard'][0]}/{holder['shard'][1]}, process {holder['pid']} on "
+                         f"{holder['host']} (lock {file}): {why}. Wait for it to finish or stop "
+                         "it (a lock whose process is gone is taken over on its host; from "
+                         "another host, remove the file).")
+
+    def release(self) -> None:
+        """Removes the lock (if still this writer's), and `locks` if empty.
+
+        **Returns:** nothing.
+        """
+        if _read_lock(self.file) == self.holder:
+            self.file.unlink()
+        try:
+            self.file.parent.rmdir()
+        except OSError:  # other writers' locks
+            pass
+
+
+def _read_lock(file: Path) -> dict | None:
+    """A lock's holder; None where the lock is gone."""
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise ValueError(f"The lock {file} cannot be read: remove it if no sweep is writing "
+                         "the store.") from None
+
+
+def _stale(holder: dict) -> bool:
+    """Whether a lock's holder is a process on this host that is gone."""
+    if holder["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return False
+
+
+class SweepStore:
+    """The folder `path` of one sweep, described by `manifest`, as one writer sees it: opening
+    checks the folder (`check_store`) and that a sweep stored there is this one, and takes the
+    writer's lock until `close`. The first chunk writes the manifest and the empty zarr store
+    (whichever writer comes first: all write the same). `close` removes a folder it made for
+    nothing.
+
+    **Arguments:**
+
+    - `path`: the folder; made if missing.
+    - `manifest`: JSON values describing the sweep, with the member `order` and `chunk_size`;
+      a stored sweep must match it exactly.
+    - `coordinates`: {axis name: value per grid index}, stored over `run`.
+    - `describe`: one member's dataset (from `dataset.chunk_dataset`) -> the same labelled
+      (`dataset.label_by_grid`), whose CF-style attributes the store keeps.
     - `resume`: continue a sweep already stored at `path` (else one there is refused).
+    - `shard`: (i, N): this writer runs shard i of N; `process`: (p, P), this process among
+      the P of each shard. The lock is the writer's: shard i * P + p of N * P.
     - `name`: the parameter that gave `path`, for messages ("store", or "--out").
     """
 
-    def __init__(self, path, manifest: dict, *, resume: bool = False, name: str = "store"):
+    def __init__(self, path, manifest: dict, coordinates: dict, describe, *,
+                 resume: bool = False, shard: tuple[int, int] = (0, 1),
+                 process: tuple[int, int] = (0, 1), name: str = "store"):
         self.path = check_store(name, path, resume)
-        self.chunks = self.path / _CHUNKS
-        self.name = name
+        self.results, self.name = self.path / _RESULTS, name
         try:
             self.manifest = json.loads(json.dumps(manifest, allow_nan=False))
         except (TypeError, ValueError) as error:
@@ -122,8 +296,13 @@ class SweepStore:
                              "`metadata` must hold only dicts, lists, strings, finite numbers, "
                              "booleans and None.") from error
         self._check_same(read_manifest(self.path))
-        self._lock = threading.Lock()
-        self._made = False
+        self.coordinates, self.describe = coordinates, describe
+        self.writer = {"shard": list(shard), "processes": process[1]}
+        self._made_lock, self._made = threading.Lock(), False
+        self._new = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        self.lock = WriterLock(self.path, (shard[0] * process[1] + process[0],
+                                           shard[1] * process[1]), name)
+        self.lock.acquire()
 
     def _check_same(self, stored: dict | None) -> None:
         if stored is None or stored == self.manifest:
@@ -133,49 +312,86 @@ class SweepStore:
         raise ValueError(f"`{self.name}` = '{self.path}' holds a different sweep (differs in: "
                          f"{', '.join(changed)}): it cannot be resumed with these settings.")
 
-    def _make(self) -> None:
-        """The folder and the manifest, before the first chunk (or the manifest another
-        process wrote meanwhile, checked)."""
-        self.chunks.mkdir(parents=True, exist_ok=True)
+    def close(self) -> None:
+        """Releases the lock, and removes a folder it made where no sweep was written.
+
+        **Returns:** nothing.
+        """
+        self.lock.release()
+        if not (self.path / _MANIFEST).exists():
+            for folder in self._new:  # deepest first; one holding others' files stays
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+    def write(self, index: int, ds: xr.Dataset) -> None:
+        """Writes chunk `index` into its own region of the zarr store, then its done marker;
+        the first chunk also writes the manifest and the empty store.
+
+        **Arguments:**
+
+        - `index`: the chunk's index.
+        - `ds`: its dataset (`dataset.chunk_dataset`); its `chunk_*` attributes go to the marker.
+
+        **Returns:** nothing.
+        """
+        with self._made_lock:
+            if not self._made:
+                self._make(ds)
+        start = index * self.manifest["chunk_size"]
+        ds.drop_vars(list(ds.coords)).drop_attrs().to_zarr(
+            self.results, region={"run": slice(start, start + ds.sizes["run"])}, mode="r+",
+            consolidated=False)
+        chunk = {k[len("chunk_"):]: np.asarray(v).item() for k, v in ds.attrs.items()
+                 if k.startswith("chunk_")}
+        _atomic_write_text(self.path / _DONE / f"{index:06d}.json", json.dumps(
+            {"chunk": chunk, "writer": self.writer | self.lock.holder}))
+
+    def _make(self, ds: xr.Dataset) -> None:
+        """The manifest and the empty zarr store, before the first chunk (or those another
+        writer made meanwhile, checked)."""
         manifest_path = self.path / _MANIFEST
         if manifest_path.is_file():
             self._check_same(read_manifest(self.path))
         else:
             _atomic_write_text(manifest_path, json.dumps(self.manifest, indent=1))
+        (self.path / _DONE).mkdir(exist_ok=True)
+        if not self.results.exists():  # made aside and renamed: a store is whole or absent
+            aside = self.path / f".{_RESULTS}.{socket.gethostname()}.{os.getpid()}"
+            self._template(ds, aside)
+            try:
+                os.rename(aside, self.results)
+            except OSError:  # another writer's came first; it is the same
+                shutil.rmtree(aside)
         self._made = True
 
-    def done(self) -> set[int]:
-        """The chunks already written, by any process.
-
-        **Returns:** a set of chunk indices.
-        """
-        return stored_chunks(self.path)
-
-    def write(self, index: int, ds: xr.Dataset) -> None:
-        """Writes chunk `index` under a temporary name and renames it into place; the first
-        chunk also makes the folder and writes the manifest.
-
-        **Arguments:**
-
-        - `index`: the chunk's index.
-        - `ds`: its dataset (`dataset.chunk_dataset`).
-
-        **Returns:** nothing.
-        """
-        with self._lock:
-            if not self._made:
-                self._make()
-        final = self.chunks / f"{index:06d}.nc"
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        ds.to_netcdf(temporary, engine="netcdf4")
-        os.replace(temporary, final)
-
-    def read_all(self) -> xr.Dataset:
-        """Every written chunk, concatenated along `run` in grid order.
-
-        **Returns:** a dataset over `run` (`dataset.merge_chunks`).
-        """
-        return read_chunks(self.path, self.name)
+    def _template(self, ds: xr.Dataset, where: Path) -> None:
+        """The variables of `ds` (a chunk) at the sweep's full size, with their attributes and
+        no data yet; the member order and the grid's axes written over `run`."""
+        order = np.asarray(self.manifest["order"])
+        described = self.describe(ds.isel(run=slice(0, 1)))
+        empty = ds.isel(run=slice(0, 0)).drop_attrs().assign_coords(
+            {name: ("run", np.asarray(values)[:0]) for name, values in self.coordinates.items()})
+        empty = empty.assign_coords({name: empty[name].astype(object) for name in empty.coords
+                                     if empty[name].dtype.kind == "U"})  # variable-length
+        for name in empty.variables:
+            empty[name].attrs = dict(described[name].attrs) if name in described else {}
+        empty["run"].attrs = {"long_name": "index of the member in the grid (row-major)"}
+        empty.attrs = {k: v for k, v in described.attrs.items()
+                       if k in ("config", "python", "device") or k.startswith("version_")}
+        encoding = {name: {"chunks": (self.manifest["chunk_size"],) + v.shape[1:],
+                           "compressors": [_COMPRESSOR]}
+                    for name, v in empty.variables.items() if v.dims[:1] == ("run",)}
+        empty.to_zarr(where, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+        group = zarr.open_group(where, mode="r+")
+        for _, array in group.arrays():
+            if array.metadata.dimension_names[:1] == ("run",):
+                array.resize((order.size,) + array.shape[1:])
+        group["run"][:] = order
+        for name, values in self.coordinates.items():
+            group[name][:] = np.asarray(values)[order]
+        _consolidate(where)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

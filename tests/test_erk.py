@@ -1,0 +1,78 @@
+"""The unrolled explicit Runge-Kutta step against diffrax's `solver.step`: the same outputs
+(solution, error estimate, dense output, FSAL state), on first and later steps, after a jump
+and under `jax.vmap`."""
+
+import diffrax
+from diffrax._term import WrapTerm
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssm_jax.dynamics import erk
+
+
+def field(t, y, args):
+    """A nonlinear, time-dependent field on a pytree state."""
+    return {"a": -args * y["a"] * jnp.sin(3 * t) + jnp.sum(y["b"][:2] ** 2),
+            "b": jnp.tanh(y["b"]) * t - y["a"][0] * y["b"]}
+
+
+TERMS = WrapTerm(diffrax.ODETerm(field), 1)
+Y0 = {"a": jnp.array([1.0, -2.0, 0.5]), "b": jnp.linspace(-1.0, 1.0, 4)}
+SOLVERS = [diffrax.Tsit5(), diffrax.Dopri5(), diffrax.Bosh3(), diffrax.Heun(), diffrax.Ralston()]
+
+
+def _assert_same(ours, theirs):
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    for mine, other in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+        np.testing.assert_allclose(np.asarray(mine, float), np.asarray(other, float),
+                                   rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: type(s).__name__)
+def test_unrolled_steps_equal_diffrax_steps(solver):
+    """Three steps, each implementation carrying its own solver state, the third after a jump
+    (an FSAL solver re-evaluates its first stage there)."""
+    assert erk.unrolls(solver)
+    times, jumps = (0.0, 0.1, 0.25, 0.3), (False, False, True)
+    ours = theirs = (Y0, None, None, solver.init(TERMS, 0.0, 0.1, Y0, 0.7), None)
+    for t0, t1, made_jump in zip(times[:-1], times[1:], jumps, strict=True):
+        ours = jax.jit(erk.step, static_argnums=(0, 1))(
+            solver, TERMS, t0, t1, ours[0], 0.7, ours[3], made_jump)
+        theirs = jax.jit(solver.step, static_argnums=0)(
+            TERMS, t0, t1, theirs[0], 0.7, theirs[3], made_jump)
+        _assert_same(ours, theirs)
+    assert not np.allclose(ours[0]["a"], Y0["a"])
+
+
+@pytest.mark.parametrize("solver", [diffrax.Tsit5(), diffrax.Bosh3()],
+                         ids=lambda s: type(s).__name__)
+def test_fsal_state_under_vmap(solver):
+    """A batch whose stored first stages are wrong: used as they are while no member is on
+    its first step, and all re-evaluated (as diffrax does) once one is."""
+    args, t1 = jnp.array([0.3, 0.7, 1.1]), jnp.array([0.05, 0.1, 0.2])
+    ys = jax.tree.map(lambda x: jnp.stack([x, 2 * x, -x]), Y0)
+    wrong = jax.tree.map(jnp.zeros_like, ys)
+    for first_step in ([False] * 3, [False, True, False]):
+        state = (jnp.array(first_step), wrong)
+
+        def ours(t1, y, a, s):
+            return erk.step(solver, TERMS, 0.0, t1, y, a, s, False)
+
+        def theirs(t1, y, a, s):
+            return solver.step(TERMS, 0.0, t1, y, a, s, False)
+
+        mine = jax.jit(jax.vmap(ours))(t1, ys, args, state)
+        _assert_same(mine, jax.jit(jax.vmap(theirs))(t1, ys, args, state))
+        fresh = jax.vmap(theirs)(t1, ys, args, (jnp.ones(3, bool), wrong))
+        assert np.allclose(mine[0]["a"], fresh[0]["a"], rtol=1e-12) == any(first_step)
+
+
+def test_other_solvers_take_diffrax_step():
+    """Solvers without one explicit tableau; the tests above cover FSAL and other tableaus."""
+    assert {solver.tableau.fsal for solver in SOLVERS} == {True, False}
+    solver = diffrax.Euler()
+    assert not erk.unrolls(solver) and not erk.unrolls(diffrax.Kvaerno3())
+    _assert_same(erk.step(solver, TERMS, 0.0, 0.1, Y0, 0.7, None, False),
+                 solver.step(TERMS, 0.0, 0.1, Y0, 0.7, None, False))
