@@ -7,10 +7,10 @@ Gaussian start; Tsit5, rtol 1e-4, atol 1e-6 (max-norm PID), 100 saves on [0, t1]
 metrics. Configurations: R ~ logU[1, 100], gamma ~ U[0, 1.5], init scale ~ logU[1e-4, 1e-2],
 seed = member index.
 
-The state's shape does not depend on R (no padding), so members are built *vectorized* (one
-jitted `vmap` over config arrays) instead of one Python `imbalance_problem` per member as
-`ssm_jax.sweep` does (~1 ms each). Each chunk then runs `Flow.run`, the body the sweep
-batches, under `jax.vmap` or `jax.lax.map`, compiled once per batching.
+The state's shape does not depend on R (no padding), so members are built *vectorized*: one
+jitted `vmap` of `imbalance_problem` over config arrays (`sweeps.vectorized.build_batch`, what
+`ssm_jax.sweep(..., vectorized=True)` does). Each chunk then runs `Flow.run`, the body the
+sweep batches, under `jax.vmap` or `jax.lax.map`, compiled once per batching.
 
     python benchmarks/w2_class_ssm.py --k 10 --configs 100000 --batching map
     python benchmarks/w2_class_ssm.py --k 100 --configs 2000 --chunk 500 --batching map vmap
@@ -30,10 +30,11 @@ import numpy as np
 
 import ssm_jax as sj
 from ssm_jax._timing import timed_call
+from ssm_jax.data.imbalance import step_counts
 from ssm_jax.dynamics import Flow, objective_metrics
-from ssm_jax.models import SSM
-from ssm_jax.objective import TargetFit
+from ssm_jax.sweeps.config import ConfiguredProblem
 from ssm_jax.sweeps.problems import imbalance_problem
+from ssm_jax.sweeps.vectorized import build_batch
 
 RTOL, ATOL, SAVES, MAX_STEPS = 1e-4, 1e-6, 100, 100_000
 MINORITY, RHO = 10, 0.5
@@ -48,69 +49,39 @@ def w2_configs(num: int, seed: int = 0) -> dict[str, np.ndarray]:
             "seed": np.arange(num, dtype=np.int32)}
 
 
-def step_counts(ratio, k: int):
-    """`StepImbalance(k, ratio, MINORITY, RHO).counts` traceably (round half to even, as
-    Python's `round`); float, since only the flow needs them."""
-    num_majority = round(RHO * k)  # static: fixes which rows are majority
-    majority = jnp.round(ratio * MINORITY)
-    return jnp.where(jnp.arange(k) < num_majority, majority, float(MINORITY))
-
-
-def class_level(ratio, power, k: int):
-    """Counts, `class_weights(counts, power)` and `class_label_matrix(counts, weights)`,
-    traceably: the package's versions validate concrete integer counts at the boundary, so
-    they cannot take counts computed from a traced ratio (`check_builder` holds this copy to
-    them)."""
-    counts = step_counts(ratio, k)
-    weights = counts ** -power
-    weights = weights * counts.sum() / jnp.sum(counts * weights)
-    return counts, weights, jnp.diag(jnp.sqrt(weights * counts))
-
-
-def build_one(ratio, power, init_scale, seed, *, k: int, dim: int):
-    """One member, as `imbalance_problem(model="ssm_class", ...)` builds it; traceable."""
-    counts, _, target = class_level(ratio, power, k)
-    objective = TargetFit(target, labels=np.arange(k), num_examples=counts.sum())
-    model = SSM((k, k), dim, init_scale=init_scale, key=jax.random.key(seed))
-    return model, objective
+def w2_problem(k: int, dim: int) -> ConfiguredProblem:
+    """W2's `make_problem`: `imbalance_problem(model="ssm_class")` with the fixed settings,
+    traceable in ratio, power, init scale and seed (so members are built vectorized)."""
+    return ConfiguredProblem(fixed=tuple(sorted(dict(
+        model="ssm_class", num_classes=k, minority_size=MINORITY, majority_fraction=RHO,
+        dim=dim).items())))
 
 
 def cost_key(ratio, power, t1, k: int):
     """Predicted steps up to a constant: t1 times the fastest class-level rate
     sqrt(omega_c n_c) / n, the stiffest direction near the fit (cf. `predicted_steps`)."""
-    counts, weights, _ = class_level(ratio, power, k)
-    return t1 * jnp.max(jnp.sqrt(weights * counts)) / counts.sum()
+    counts = step_counts(k, ratio, MINORITY, RHO, xp=np)
+    weights = counts ** -np.asarray(power)[..., None]
+    weights = weights * counts.sum(-1, keepdims=True) / np.sum(counts * weights, -1,
+                                                                keepdims=True)
+    return t1 * np.max(np.sqrt(weights * counts), -1) / counts.sum(-1)
 
 
 def make_builder(k: int, dim: int):
-    """Config arrays (B,) -> (batched params, batched objective), one jitted vmap."""
-    build = jax.vmap(lambda r, g, s, i: build_one(r, g, s, i, k=k, dim=dim))
-    sample = build_one(1.0, 0.0, 1e-3, 0, k=k, dim=dim)
-    static = eqx.partition(sample[0], eqx.is_inexact_array)[1]
+    """Config arrays (B,) -> (batched params, batched objective): the sweep's own vectorized
+    build (`sweeps.vectorized.build_batch`, one jitted vmap of `imbalance_problem`)."""
+    problem = w2_problem(k, dim)
+    _, (static, objective_static) = build_batch(
+        problem, {n: np.ones(1, np.float32) for n in ("ratio", "power", "init_scale")}
+        | {"seed": np.zeros(1, np.int32)}, np.zeros(1, int), None)
 
-    @jax.jit
     def builder(ratio, power, init_scale, seed):
-        model, objective = build(ratio, power, init_scale, seed)
-        return eqx.filter(model, eqx.is_inexact_array), objective
+        (params, objectives, _, _), _ = build_batch(
+            problem, dict(ratio=ratio, power=power, init_scale=init_scale, seed=seed),
+            np.arange(len(ratio)), None)
+        return params, eqx.combine(objectives, objective_static)
 
     return builder, static
-
-
-def check_builder(configs, k: int, dim: int, members=(0, 1, 2, 3)):
-    """The vectorized builder equals `imbalance_problem` leaf by leaf."""
-    builder, _ = make_builder(k, dim)
-    idx = np.asarray(members)
-    params, objective = builder(*(configs[n][idx] for n in ("ratio", "power", "init_scale",
-                                                             "seed")))
-    for j, i in enumerate(idx):
-        model, reference = imbalance_problem(
-            model="ssm_class", num_classes=k, ratio=float(configs["ratio"][i]),
-            minority_size=MINORITY, majority_fraction=RHO, power=float(configs["power"][i]),
-            dim=dim, init_scale=float(configs["init_scale"][i]), seed=int(configs["seed"][i]))
-        mine = jax.tree.map(lambda x, j=j: x[j], (params, objective))
-        theirs = (eqx.filter(model, eqx.is_inexact_array), reference)
-        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
 def summarize(ts, recorded):
@@ -264,10 +235,8 @@ def main():
     report = {"args": vars(args), "runs": [], "checks": [], "analysis": []}
     for k, num in zip(args.k, counts, strict=True):
         configs = w2_configs(num)
-        check_builder(configs, k, args.dim)
         builder, static = make_builder(k, args.dim)
-        key = np.asarray(jax.jit(jax.vmap(lambda r, g, k=k: cost_key(r, g, args.t1, k)))(
-            configs["ratio"], configs["power"]))
+        key = cost_key(configs["ratio"], configs["power"], args.t1, k)
         order = np.argsort(key, kind="stable") if args.order == "key" else np.arange(num)
         chunk = min(args.chunk, num)
         print(f"\nk = {k}: {num} members, chunks of {chunk}, order = {args.order}")
