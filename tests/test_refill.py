@@ -56,18 +56,27 @@ def _run(flow, members, num_lanes, metrics=outputs):
 
 def _assert_single_runs(out, flow, members, metrics=outputs, positions=None):
     """Member i of `out` is `Flow.run` of members[i] alone: records, final parameters and stop
-    time to 1e-10, the same step counts and status."""
+    time to 1e-10, the same step counts and status. A member cut off at `max_steps` ends on
+    an adaptive step's boundary, which round-off moves (a vmapped batch of one `Flow.run`
+    moves it as much): its stop time and final parameters are held to 1e-8."""
     for i in range(len(members)) if positions is None else positions:
         params, static = eqx.partition(members[i][0], eqx.is_inexact_array)
         recorded, final, stats = compiled_run(flow, params, static, members[i][1], None,
                                               metrics, False, {})
         assert out.stats.keys() == stats.keys()
-        ours = jax.tree.leaves((out.recorded, out.final, out.stats))
-        for mine, theirs in zip(ours, jax.tree.leaves((recorded, final, stats)), strict=True):
-            if jnp.issubdtype(theirs.dtype, jnp.integer):
-                np.testing.assert_array_equal(mine[i], theirs)
-            else:
-                np.testing.assert_allclose(mine[i], theirs, rtol=1e-10, atol=1e-12)
+        finished = int(stats["status"]) == 0
+        np.testing.assert_array_equal(out.stats["status"][i], stats["status"])
+        pairs = [(out.recorded, recorded, 1e-10), (out.final, final, 1e-10 if finished else 1e-8),
+                 (out.stats, stats, 1e-10)]
+        for ours, theirs, rtol in pairs:
+            for key, (mine, single) in enumerate(zip(jax.tree.leaves(ours),
+                                                     jax.tree.leaves(theirs), strict=True)):
+                if jnp.issubdtype(single.dtype, jnp.integer):
+                    np.testing.assert_array_equal(mine[i], single)
+                else:
+                    tol = rtol if finished or ours is not out.stats else 1e-8  # stop_time
+                    np.testing.assert_allclose(mine[i], single, rtol=tol, atol=1e-12,
+                                               err_msg=f"member {i}, leaf {key}")
 
 
 def test_refill_equals_single_runs_for_any_lanes_and_order():

@@ -58,7 +58,7 @@ def step(solver, terms, t0, t1, y0, args, solver_state, made_jump):
     # Not constants, as diffrax's loop reads them: XLA would fold constant rows and times
     # into other arithmetic, and the error estimate, whose round-off sets the next step,
     # would differ in its last bits.
-    a_lower, c = (a_lower, c) if __import__("os").environ.get("NOB") else jax.lax.optimization_barrier((a_lower, c))
+    a_lower, c = jax.lax.optimization_barrier((a_lower, c))
     dt, control = t1 - t0, terms.contr(t0, t1)
 
     def buffer(ks):

@@ -148,7 +148,8 @@ class _Member(eqx.Module):
         objective, terms = self.objective(lane.args), self.terms()
         controller = self.controller(objective)
         # Only a clipping controller makes jumps; otherwise `made_jump` is static False, as in
-        # diffrax, so that an FSAL solver never re-evaluates its first stage.
+        # diffrax, so that an FSAL solver never re-evaluates its first stage. The step is
+        # diffrax's, with an explicit Runge-Kutta solver's stages unrolled (`erk.step`).
         jumps = isinstance(controller, diffrax.ClipStepSizeController)
         y, y_error, dense_info, solver_state, solver_result = erk.step(
             solver, terms, lane.tprev, lane.tnext, lane.y, objective, lane.solver_state,
@@ -212,9 +213,8 @@ def _refill(state: RefillState, member: _Member):
 def _iterate(state: RefillState, member: _Member) -> RefillState:
     """One iteration: empty lanes start members, every lane steps and saves, and a lane whose
     member ends writes its results."""
-    flow, ts = state.flow, state.flow.ts
     lanes, next_member = _refill(state, member)
-    num_members = _size(state.params)
+    num_members, ts = _size(state.params), state.flow.ts
     active = lanes.member < num_members
     lanes, (accepted, step_t0, step_t1, dense_info) = jax.vmap(member.step)(lanes, active)
 
@@ -237,7 +237,7 @@ def _iterate(state: RefillState, member: _Member) -> RefillState:
 
     # A member ends where diffrax's loop stops: at t1, on a failure, or at max_steps.
     going = (lanes.tprev < ts[-1]) & (lanes.result == _SUCCESS)
-    ended = active & (~going | (lanes.num_steps >= flow.max_steps))
+    ended = active & (~going | (lanes.num_steps >= state.flow.max_steps))
 
     def write(carry):
         lanes, final, ends = carry
@@ -286,9 +286,8 @@ def _start(flow, params, static, objective, metrics, num_lanes: int) -> RefillSt
     lanes = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
     lanes = eqx.tree_at(lambda s: s.member, lanes, empty)
     one = _row(lanes, 0)
-    dense_info = jax.eval_shape(lambda: member.step(one, True)[1][3])
-    record = jax.eval_shape(member.saved, flow.ts[0], one.tprev, one.tnext, dense_info,
-                            one.args)
+    record = jax.eval_shape(lambda: member.saved(flow.ts[0], one.tprev, one.tnext,
+                                                 member.step(one, True)[1][3], one.args))
     full = lambda x, *shape: jnp.full((num_members, *shape, *x.shape), jnp.inf, x.dtype)  # noqa: E731
     ends = {name: jnp.zeros((num_members,), int) for name in _COUNTS} | {
         "stop_time": full(one.tprev), "result": jax.tree_util.tree_map(
