@@ -98,10 +98,10 @@ def test_implicit_solver_wins_on_the_stiff_problem(stiff):
 
 
 def test_float32_meets_round_off_at_tight_tolerances():
-    """As measured in benchmarks/README.md: at rtol 1e-4 float32 takes float64's steps; at
-    1e-6 its error estimate meets round-off and the controller takes many more."""
+    """As measured in benchmarks/README.md: at a loose rtol (1e-3) float32 takes float64's
+    steps; at 1e-6 its error estimate meets round-off and the controller takes many more."""
     problem = bench_problem("ufm_ce_R10")
-    runs = {d: work_precision(problem, "Dopri8", [1e-4, 1e-6], dtype=d, min_seconds=0.0)
+    runs = {d: work_precision(problem, "Dopri8", [1e-3, 1e-6], dtype=d, min_seconds=0.0)
             for d in ("float32", "float64")}
     loose, tight = zip(runs["float32"], runs["float64"], strict=True)
     assert abs(loose[0]["steps"] - loose[1]["steps"]) <= 0.25 * loose[1]["steps"]

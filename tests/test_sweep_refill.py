@@ -20,9 +20,18 @@ def _predict(ratio, power, seed):  # vectorized: arrays in, one value per member
     return {"predicted_ratio": np.asarray(ratio, float) ** -np.asarray(power, float)}
 
 
+MAP_PROGRESS = []
+
+
 @pytest.fixture(scope="module")
 def one_by_one():
-    return sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, batching="map", chunk_size=8)
+    return sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, batching="map", chunk_size=8,
+                    progress=lambda done, total: MAP_PROGRESS.append(done))
+
+
+def test_map_reports_each_member_as_it_ends(one_by_one):
+    """One compiled call for the chunk of 8, and still a report per member, in order."""
+    assert sorted(set(MAP_PROGRESS)) == list(range(9)) and MAP_PROGRESS == sorted(MAP_PROGRESS)
 
 
 def test_refill_lanes_give_each_members_numbers(one_by_one):

@@ -17,6 +17,7 @@ examples (its size bucket, see `plan`). Inside a chunk, members run
 from collections.abc import Callable, Sequence
 import concurrent.futures
 import dataclasses
+import itertools
 import os
 import threading
 from typing import NamedTuple
@@ -56,9 +57,22 @@ def _stack(problems, indices):
     return stacked, first_static
 
 
+_LISTENERS: dict[int, Callable[[], None]] = {}
+"""Progress callbacks of the chunks running under "map", by the number each was given."""
+_listener_ids = itertools.count()
+
+
+def _member_done(listener, _) -> None:
+    """Called from inside a "map" chunk as each member ends (its step count, the second
+    argument, makes the call wait for the member's run)."""
+    callback = _LISTENERS.get(int(listener))
+    if callback is not None:
+        callback()
+
+
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run_chunk(batch, static, dynamics, metrics, batching):
+def _run_chunk(batch, static, dynamics, metrics, batching, listener=-1):
     model_static, objective_static = static
 
     def member(args):
@@ -66,6 +80,8 @@ def _run_chunk(batch, static, dynamics, metrics, batching):
         recorded, _, stats = dynamics.run(params, model_static,
                                           eqx.combine(objective, objective_static), key,
                                           metrics, hyperparameters=hyper)
+        if batching == "map":  # members end one by one: say so as they do
+            jax.debug.callback(_member_done, listener, stats["num_steps"])
         return recorded, stats
 
     if batching == "vmap":
@@ -212,8 +228,8 @@ class ChunkRunner:
         - `device`: a local JAX device.
         - `pad_to`: the chunk's number of examples (its size bucket's,
           `Plan.padded_size`); default `self.pad_to`.
-        - `progress`: called with the chunk's members done so far, during a "refill" chunk
-          (about every `SEGMENT_SECONDS`) and at its end.
+        - `progress`: called with the chunk's members done so far: under "map" as each ends,
+          in a "refill" chunk about every `SEGMENT_SECONDS`, under "vmap" at the end.
 
         **Returns:** a `ChunkOutput`.
         """
@@ -224,9 +240,7 @@ class ChunkRunner:
                 if self.batching == "refill":
                     out = self._refill(batch, static, device, progress)
                 else:
-                    (recorded, stats), compile_s, run_s = timed_call(
-                        _run_chunk, batch, static, self.dynamics, self.metrics, self.batching)
-                    out = ChunkOutput(recorded, stats, compile_s, run_s)
+                    out = self._call(batch, static, progress)
         except jax.errors.JaxRuntimeError as error:
             if "RESOURCE_EXHAUSTED" not in str(error) or len(members) == 1:
                 raise
@@ -237,9 +251,23 @@ class ChunkRunner:
             rest = self(members[half:], device, pad_to,
                         None if progress is None else lambda n: progress(done + n))
             return _join(first, rest)
-        if progress is not None and self.batching != "refill":
+        if progress is not None and self.batching == "vmap":
             progress(len(members))
         return out
+
+    def _call(self, batch, static, progress) -> ChunkOutput:
+        """A "map" or "vmap" chunk as one compiled call; under "map" `progress` hears of each
+        member as it ends."""
+        listener, done = next(_listener_ids), itertools.count(1)
+        if progress is not None and self.batching == "map":
+            _LISTENERS[listener] = lambda: progress(next(done))
+        try:
+            (recorded, stats), compile_s, run_s = timed_call(
+                _run_chunk, batch, static, self.dynamics, self.metrics, self.batching,
+                jnp.asarray(listener))
+        finally:
+            _LISTENERS.pop(listener, None)
+        return ChunkOutput(recorded, stats, compile_s, run_s)
 
     def _refill(self, batch, static, device, progress) -> ChunkOutput:
         """A chunk in refill lanes, advanced in segments of about `SEGMENT_SECONDS` (the first

@@ -114,8 +114,8 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
       job array runs the N shards at once, and `open_sweep` (`ssm-jax merge`) finishes it.
     - `seed`: member i uses key fold_in(key(seed), i) (minibatches), whatever the chunking.
     - `progress`: called with (members done, members total) once before any compute (the
-      members a resumed sweep finds done), then as members finish: within a "refill" chunk
-      about every second, otherwise after each chunk.
+      members a resumed sweep finds done), then as members finish: under "map" as each
+      ends, in a "refill" chunk about every second, under "vmap" after each chunk.
     - `metadata`: anything JSON can hold (e.g. the configuration file), kept with the store
       and in the dataset's `config` attribute.
 
