@@ -36,50 +36,35 @@ import time
 import diffrax
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy
-from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 import torch
 import torchdiffeq
-from w1 import ATOL, RTOL, SAVES, make_problem, naive_vmap, padded_problems, timed, w1_points
+from w1 import (
+    ATOL,
+    RTOL,
+    SAVES,
+    gradient,
+    make_problem,
+    member_arrays,
+    naive_vmap,
+    padded_problems,
+    progress,
+    reference,
+    scipy_path,
+    timed,
+    to_float64,
+    w1_points,
+)
 
 import ssm_jax as sj
-from ssm_jax import losses
 
-# ---- the problem as plain arrays, for numpy and torch ----
-
-def member_arrays(model, objective):
-    """(W, H, Y, q/n) of one ssm_jax UFM problem, as float64 numpy arrays."""
-    loss = objective.loss
-    assert model.b is None and float(objective.l2) == 0.0
-    assert isinstance(loss, losses.Square) and not loss.center
-    labels = np.asarray(objective.labels)
-    Y = (labels[None, :] == np.arange(objective.num_classes)[:, None]).astype(np.float64)
-    qn = np.asarray(objective.example_weights, np.float64) / float(objective.num_examples)
-    return np.asarray(model.W, np.float64), np.asarray(model.H, np.float64), Y, qn
-
-
-def gradient(W, H, Y, qn):
-    """dL/dW, dL/dH, analytic; numpy or torch, one member or a batch (leading axes)."""
-    R = (W @ H - Y) * qn[..., None, :]
-    return R @ H.swapaxes(-1, -2), W.swapaxes(-1, -2) @ R
-
+# ---- the problem as plain arrays, for torch (numpy's and the gradient: w1.py) ----
 
 def torch_loss(W, H, Y, qn):
     """L summed over the batch (members are independent, so its gradient is theirs)."""
     return (0.5 * qn * ((W @ H - Y) ** 2).sum(-2)).sum()
-
-
-def progress(W, H, Y):
-    """Class progress: the mean correct-class output of each class, w_c . mean_{i in c} h_i."""
-    return (W * (H @ Y.swapaxes(-1, -2)).swapaxes(-1, -2)).sum(-1) / Y.sum(-1)
-
-
-def to_float64(tree):
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float64) if eqx.is_inexact_array(x) else x,
-                        tree)
 
 
 def check_gradient(point):
@@ -108,15 +93,6 @@ def check_gradient(point):
 
 # ---- the paths; each returns (class progress (B, T, k), vector-field evals per member) ----
 
-def reference(problems, ts):
-    """Tight float64 flow of every member from its float32 start (one compilation)."""
-    with jax.enable_x64(True):
-        ts = jnp.asarray(ts, jnp.float64)
-        out = [sj.gradient_flow(*to_float64(p), ts=ts, solver=diffrax.Dopri8(), rtol=1e-10,
-                                atol=1e-12) for p in problems]
-        return np.stack([np.asarray(o.metrics["class_progress"]) for o in out])
-
-
 def torchdiffeq_path(batch, ts):
     W0, H0, Y, qn = batch
     (B, k, d), n = W0.shape, H0.shape[-1]
@@ -134,25 +110,6 @@ def torchdiffeq_path(batch, ts):
     T = ts.shape[0]
     p = progress(ys[..., :k * d].reshape(T, B, k, d), ys[..., k * d:].reshape(T, B, d, n), Y)
     return p.transpose(0, 1).cpu().numpy(), nfe[0]
-
-
-def scipy_member(W0, H0, Y, qn, ts):
-    (k, d), n = W0.shape, H0.shape[1]
-
-    def field(t, y):
-        gW, gH = gradient(y[:k * d].reshape(k, d), y[k * d:].reshape(d, n), Y, qn)
-        return -np.concatenate([gW.ravel(), gH.ravel()])
-
-    sol = solve_ivp(field, (ts[0], ts[-1]), np.concatenate([W0.ravel(), H0.ravel()]),
-                    method="RK45", t_eval=ts, rtol=RTOL, atol=ATOL)
-    ys = sol.y.T
-    return progress(ys[:, :k * d].reshape(-1, k, d), ys[:, k * d:].reshape(-1, d, n), Y), sol.nfev
-
-
-def scipy_path(members, ts):
-    """One `solve_ivp` per member in a Python loop, on the unpadded problem."""
-    out, evals = zip(*[scipy_member(*m, ts) for m in members], strict=True)
-    return np.stack(out), float(np.mean(evals))
 
 
 def gd_path(batch, eta, per_save, intervals, device):

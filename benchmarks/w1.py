@@ -2,8 +2,9 @@
 
 W1: UFM, square loss, k = 10, d = 32, n_min = 10, rho = 0.5, R ~ U[1, 100] (ragged n, padded to
 the largest with zero-weight examples), gamma ~ U[0, 1] (omega_c ~ n_c^-gamma), rtol 1e-4,
-atol 1e-6, 100 saves on [0, t1]. Also here: the naive `jax.vmap(diffrax.diffeqsolve)` baseline
-and the timing helper, so that every script measures them the same way.
+atol 1e-6, 100 saves on [0, t1]. Also here: the naive `jax.vmap(diffrax.diffeqsolve)` baseline,
+the timing helper, the problem as plain arrays with its analytic gradient, the scipy loop and
+the float64 reference, so that every script measures them the same way.
 """
 
 import time
@@ -13,7 +14,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.integrate import solve_ivp
 
+import ssm_jax as sj
+from ssm_jax import losses
 from ssm_jax.sweeps.padding import pad_examples
 from ssm_jax.sweeps.problems import imbalance_problem
 
@@ -78,3 +82,62 @@ def naive_vmap(problems, ts):
 
     compiled = naive.lower(batch_params, batch_objectives).compile()
     return lambda: compiled(batch_params, batch_objectives)
+
+
+# ---- the problem as plain arrays (numpy; the gradient also serves torch), scipy, reference ----
+
+def member_arrays(model, objective):
+    """(W, H, Y, q/n) of one ssm_jax UFM problem, as float64 numpy arrays."""
+    loss = objective.loss
+    assert model.b is None and float(objective.l2) == 0.0
+    assert isinstance(loss, losses.Square) and not loss.center
+    labels = np.asarray(objective.labels)
+    Y = (labels[None, :] == np.arange(objective.num_classes)[:, None]).astype(np.float64)
+    # q_i = omega_{y_i} times the example weight (0 on padding)
+    qn = np.asarray(objective.weights(), np.float64) / float(objective.num_examples)
+    return np.asarray(model.W, np.float64), np.asarray(model.H, np.float64), Y, qn
+
+
+def gradient(W, H, Y, qn):
+    """dL/dW, dL/dH, analytic; numpy or torch, one member or a batch (leading axes)."""
+    R = (W @ H - Y) * qn[..., None, :]
+    return R @ H.swapaxes(-1, -2), W.swapaxes(-1, -2) @ R
+
+
+def progress(W, H, Y):
+    """Class progress: the mean correct-class output of each class, w_c . mean_{i in c} h_i."""
+    return (W * (H @ Y.swapaxes(-1, -2)).swapaxes(-1, -2)).sum(-1) / Y.sum(-1)
+
+
+def to_float64(tree):
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float64) if eqx.is_inexact_array(x) else x,
+                        tree)
+
+
+def reference(problems, ts):
+    """Tight float64 flow of every member from its float32 start (one compilation)."""
+    with jax.enable_x64(True):
+        ts = jnp.asarray(ts, jnp.float64)
+        out = [sj.gradient_flow(*to_float64(p), ts=ts, solver=diffrax.Dopri8(), rtol=1e-10,
+                                atol=1e-12) for p in problems]
+        return np.stack([np.asarray(o.metrics["class_progress"]) for o in out])
+
+
+def scipy_member(W0, H0, Y, qn, ts, rtol=RTOL, atol=ATOL):
+    (k, d), n = W0.shape, H0.shape[1]
+
+    def field(t, y):
+        gW, gH = gradient(y[:k * d].reshape(k, d), y[k * d:].reshape(d, n), Y, qn)
+        return -np.concatenate([gW.ravel(), gH.ravel()])
+
+    sol = solve_ivp(field, (ts[0], ts[-1]), np.concatenate([W0.ravel(), H0.ravel()]),
+                    method="RK45", t_eval=ts, rtol=rtol, atol=atol)
+    ys = sol.y.T
+    return progress(ys[:, :k * d].reshape(-1, k, d), ys[:, k * d:].reshape(-1, d, n), Y), sol.nfev
+
+
+def scipy_path(members, ts, rtol=RTOL, atol=ATOL):
+    """One `solve_ivp` per member in a Python loop, on the unpadded problem, at tolerances
+    `rtol` and `atol` (W1's by default)."""
+    out, evals = zip(*[scipy_member(*m, ts, rtol, atol) for m in members], strict=True)
+    return np.stack(out), float(np.mean(evals))

@@ -59,6 +59,7 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
           vectorized: bool = False, chunk_size: int | None = None,
           max_batch: int | None = None, batching: str = "auto", lanes: int | None = None,
           devices=None, pad_to: int | None = None, max_buckets: int = MAX_BUCKETS,
+          min_bucket: int = MIN_BUCKET,
           store=None, resume: bool = False, shard: tuple[int, int] | None = None,
           seed: int = 0, progress: Callable[[int, int], None] | None = None,
           metadata: dict | None = None) -> xr.Dataset | None:
@@ -103,7 +104,7 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
     - `devices`: local devices to spread chunks over (default all).
     - `pad_to`: one number of examples for every member; default: members are padded per
       size bucket (`plan.size_buckets`: at most `max_buckets` sizes, one compilation each,
-      and one per `plan.MIN_BUCKET` members).
+      and at most one per `min_bucket` members).
     - `store`: a folder to write each finished chunk to (`sweeps.store`: one zarr store, a
       done marker per chunk), checked and locked before any compute (a second writer is
       refused), written from the first chunk on (a sweep that fails before it leaves nothing);
@@ -143,7 +144,8 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
     batching = _batching(batching, dynamics, devices[0].platform)
     for name, value, minimum in (("chunk_size", chunk_size, 1), ("max_batch", max_batch, 1),
                                  ("lanes", lanes, 1), ("pad_to", pad_to, 1),
-                                 ("max_buckets", max_buckets, 1), ("seed", seed, 0)):
+                                 ("max_buckets", max_buckets, 1), ("min_bucket", min_bucket, 1),
+                                 ("seed", seed, 0)):
         if value is not None:
             _validate.integer(name, value, minimum=minimum)
     shard = _check_shard(shard, store)
@@ -182,7 +184,7 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
                      process_index=shard[0] * jax.process_count() + jax.process_index(),
                      process_count=shard[1] * jax.process_count(),
                      num_examples=None if pad_to is not None else checked.num_examples,
-                     max_buckets=max_buckets, min_bucket=MIN_BUCKET)
+                     max_buckets=max_buckets, min_bucket=min_bucket)
 
     manifest = {"design": design.kind, "grid": design.to_dict(),
                 "dynamics": dynamics.describe(), "batching": batching,
