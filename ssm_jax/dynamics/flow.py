@@ -58,6 +58,20 @@ def vector_field_evals(solver, num_steps):
     return num_steps * per_step + start
 
 
+STEP_COUNTS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
+"""The step counts diffrax's loop keeps, and a flow's statistics report."""
+
+
+def run_stats(solver, counts: dict, stop_time, result, final, stopped=False) -> dict:
+    """A flow's statistics from how diffrax's loop ended: its `STEP_COUNTS`, vector-field
+    evaluations, stop time and status (`trajectory.STATUS`; a stop by an event is ok). Shared
+    by `Flow.run` and the refill lanes, so both report alike."""
+    reached_max = result == diffrax.RESULTS.max_steps_reached
+    failed = (result != diffrax.RESULTS.successful) & ~stopped & ~reached_max
+    return dict(counts, num_vector_field_evals=vector_field_evals(solver, counts["num_steps"]),
+                stop_time=stop_time, status=status_code(reached_max, failed, final))
+
+
 def default_controller(rtol, atol) -> diffrax.PIDController:
     """A PID controller whose error norm is the max over components: unlike an RMS norm it
     is unchanged by zero padding, so a padded problem in a sweep takes the very same steps.
@@ -277,19 +291,9 @@ class Flow(AbstractDynamics):
                 lambda saved, end: jnp.where(
                     stopped & jnp.reshape(after, after.shape + (1,) * (saved.ndim - 1)),
                     end[None], saved), recorded, at_stop)
-        num_steps = sol.stats["num_steps"]
-        reached_max = sol.result == diffrax.RESULTS.max_steps_reached
-        stats = {
-            "num_steps": num_steps,
-            "num_accepted_steps": sol.stats["num_accepted_steps"],
-            "num_rejected_steps": sol.stats["num_rejected_steps"],
-            "num_vector_field_evals": vector_field_evals(self.solver, num_steps),
-            "stop_time": stop_time,
-            "status": status_code(
-                reached_max, (sol.result != diffrax.RESULTS.successful) & ~stopped & ~reached_max,
-                final),
-        }
-        return recorded, final, stats
+        counts = {name: sol.stats[name] for name in STEP_COUNTS}
+        return recorded, final, run_stats(self.solver, counts, stop_time, sol.result, final,
+                                          stopped)
 
 
 def gradient_flow(model, objective, t1=None, *, num_saves: int = 100, ts=None,

@@ -21,12 +21,10 @@ from jaxtyping import Array, Bool, Float, Int
 from .. import _validate
 from ..objective import AbstractObjective
 from . import erk
-from .flow import Flow, clip_at_jumps, vector_field, vector_field_evals
-from .trajectory import status_code
+from .flow import STEP_COUNTS, Flow, clip_at_jumps, run_stats, vector_field
 
 _SUCCESS = diffrax.RESULTS.successful
 _MAX_STEPS = diffrax.RESULTS.max_steps_reached
-_COUNTS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 _FORWARDS = 1  # the direction of time `diffeqsolve` normalises to; a flow runs forwards
 
 
@@ -243,7 +241,7 @@ def _iterate(state: RefillState, member: _Member) -> RefillState:
         lanes, final, ends = carry
         rows = jnp.where(ended, lanes.member, num_members)
         result = jax.vmap(diffrax.RESULTS.where, (0, None, 0))(going, _MAX_STEPS, lanes.result)
-        ends = _scatter(ends, rows, {name: getattr(lanes, name) for name in _COUNTS}
+        ends = _scatter(ends, rows, {name: getattr(lanes, name) for name in STEP_COUNTS}
                         | {"stop_time": lanes.tprev, "result": result})
         lanes = eqx.tree_at(lambda s: s.member, lanes,
                             jnp.where(ended, num_members, lanes.member))
@@ -289,7 +287,7 @@ def _start(flow, params, static, objective, metrics, num_lanes: int) -> RefillSt
     record = jax.eval_shape(lambda: member.saved(flow.ts[0], one.tprev, one.tnext,
                                                  member.step(one, True)[1][3], one.args))
     full = lambda x, *shape: jnp.full((num_members, *shape, *x.shape), jnp.inf, x.dtype)  # noqa: E731
-    ends = {name: jnp.zeros((num_members,), int) for name in _COUNTS} | {
+    ends = {name: jnp.zeros((num_members,), int) for name in STEP_COUNTS} | {
         "stop_time": full(one.tprev), "result": jax.tree_util.tree_map(
             lambda x: jnp.broadcast_to(x, (num_members,)), one.result)}
     return eqx.tree_at(lambda s: (s.lanes, s.recorded, s.final, s.ends), state,
@@ -315,11 +313,10 @@ def _advance(state: RefillState, num_iterations) -> RefillState:
 
 def _finish(state: RefillState) -> RefillOutput:
     ends = state.ends
-    reached_max = ends["result"] == _MAX_STEPS
-    stats = {name: ends[name] for name in _COUNTS}
-    stats.update(num_vector_field_evals=vector_field_evals(state.flow.solver, ends["num_steps"]),
-                 stop_time=ends["stop_time"], status=jax.vmap(status_code)(
-                     reached_max, (ends["result"] != _SUCCESS) & ~reached_max, state.final))
+    stats = jax.vmap(lambda counts, stop, result, final: run_stats(
+        state.flow.solver, counts, stop, result, final))(
+        {name: ends[name] for name in STEP_COUNTS}, ends["stop_time"], ends["result"],
+        state.final)
     lane_steps = state.lanes.member.shape[0] * state.iterations
     return RefillOutput(state.recorded, state.final, stats,
                         state.member_steps / jnp.maximum(lane_steps, 1))
