@@ -1,6 +1,6 @@
 """The unrolled explicit Runge-Kutta step against diffrax's `solver.step`: the same outputs
 (solution, error estimate, dense output, FSAL state), on first and later steps, after a jump
-and under `jax.vmap`."""
+and under `jax.vmap`; and a `Flow` stepping unrolled against one stepping with diffrax's own."""
 
 import diffrax
 from diffrax._term import WrapTerm
@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ssm_jax as sj
 from ssm_jax.dynamics import erk
+from ssm_jax.sweeps.problems import imbalance_problem
 
 
 def field(t, y, args):
@@ -77,3 +79,32 @@ def test_other_solvers_take_diffrax_step():
     assert not erk.unrolls(solver) and not erk.unrolls(diffrax.Kvaerno3())
     _assert_same(erk.step(solver, TERMS, 0.0, 0.1, Y0, 0.7, None, False),
                  solver.step(TERMS, 0.0, 0.1, Y0, 0.7, None, False))
+
+
+@pytest.mark.parametrize("solver", [diffrax.Tsit5(), diffrax.Dopri5()],
+                         ids=lambda s: type(s).__name__)
+def test_flows_unrolled_take_diffrax_steps(solver):
+    """A `Flow` stepping unrolled: the numbers of diffrax's own step up to round-off, and the
+    very same steps."""
+    model, objective = imbalance_problem(num_classes=4, minority_size=3, ratio=5.0, power=0.5,
+                                         dim=6, init_scale=1e-2, seed=3)
+    ours, theirs = (sj.Flow(400.0, num_saves=30, solver=solver, rtol=1e-6, atol=1e-9,
+                            unroll=unroll)(model, objective) for unroll in (True, False))
+    assert int(ours.stats["num_steps"]) > 20
+    for name in ("num_steps", "num_accepted_steps", "num_rejected_steps"):
+        assert int(ours.stats[name]) == int(theirs.stats[name]), name
+    for name, values in theirs.metrics.items():
+        np.testing.assert_allclose(ours.metrics[name], values, rtol=1e-11, atol=1e-14,
+                                   err_msg=name)
+
+
+def test_only_explicit_tableaux_unroll():
+    assert not erk.unrolls(diffrax.Kvaerno5()) and not erk.unrolls(diffrax.Euler())
+    with pytest.raises(ValueError, match="`solver` = Kvaerno5 is not allowed: expected an "
+                                         "explicit Runge-Kutta solver"):
+        erk.Unrolled(diffrax.Kvaerno5())
+    wrapped = erk.Unrolled(diffrax.Tsit5())
+    assert isinstance(wrapped, diffrax.AbstractERK) and wrapped.order(TERMS) == 5
+    with pytest.raises(ValueError, match="`unroll` = 'yes' is not allowed: expected True, "
+                                         "False or None"):
+        sj.Flow(1.0, unroll="yes")

@@ -1,10 +1,11 @@
 """An explicit Runge-Kutta step with its stages unrolled: diffrax's `solver.step` for a
-solver with a Butcher tableau, same arithmetic, same outputs.
+solver with a Butcher tableau, the same outputs up to round-off.
 
 diffrax runs the stages in a checkpointed while loop that writes a stage buffer at a dynamic
-index; XLA cannot fuse across it, and under `jax.vmap` the writes become batched scatters. With
-the stages unrolled (static indices) many members' steps vectorize as their vector fields do.
-"""
+index and dots each tableau row against the whole buffer; XLA cannot fuse across it, and under
+`jax.vmap` the writes become batched scatters. Unrolled, each stage's sum over the earlier
+stages is one fused elementwise loop, and many members' steps vectorize as their vector
+fields do."""
 
 import functools
 
@@ -21,10 +22,16 @@ def unrolls(solver) -> bool:
         solver.tableau, diffrax.ButcherTableau)
 
 
-def _dot(row, ks):
-    # diffrax's `vector_tree_dot`: the row against the whole (stages, ...) buffer.
+def _combine(row, ks):
+    """sum_j row[j] k_j over the nonzero entries of a tableau's row, one fused elementwise
+    sum per leaf (a dot against a stacked stage buffer would copy the buffer at every stage).
+    """
+    terms = [(float(a), k) for a, k in zip(row, ks, strict=False) if a != 0]
     return jax.tree_util.tree_map(
-        lambda k: jnp.tensordot(row, k, axes=1, precision=jax.lax.Precision.HIGHEST), ks)
+        lambda *leaves: functools.reduce(
+            lambda total, i: total + terms[i][0] * leaves[i], range(1, len(terms)),
+            terms[0][0] * leaves[0]),
+        *[k for _, k in terms])
 
 
 def _add(y, increment):
@@ -33,7 +40,8 @@ def _add(y, increment):
 
 def step(solver, terms, t0, t1, y0, args, solver_state, made_jump):
     """`solver.step(terms, t0, t1, y0, args, solver_state, made_jump)`, with the stages of an
-    explicit Runge-Kutta solver unrolled (other solvers: diffrax's own step).
+    explicit Runge-Kutta solver unrolled (other solvers: diffrax's own step); equal to it up
+    to round-off (the stage sums run in another order).
 
     An FSAL solver takes its first stage from `solver_state`, except on a first step or after
     a jump; under `jax.vmap` that holds member by member, as in a solve of the member alone,
@@ -49,48 +57,80 @@ def step(solver, terms, t0, t1, y0, args, solver_state, made_jump):
     tableau = solver.tableau
     num_stages = tableau.num_stages
     fsal = tableau.fsal and not terms.is_vf_expensive(t0, t1, y0, args)
-    dtype = jnp.result_type(*jax.tree_util.tree_leaves(y0))
-    a_lower = np.zeros((num_stages, num_stages), np.result_type(*tableau.a_lower))
-    for i, row in enumerate(tableau.a_lower):
-        a_lower[i + 1, : i + 1] = row
-    a_lower = jnp.asarray(a_lower, dtype)
     c = jnp.asarray(np.concatenate([[tableau.c1], tableau.c]), jnp.result_type(t0, t1))
-    # Not constants, as diffrax's loop reads them: XLA would fold constant rows and times
-    # into other arithmetic, and the error estimate, whose round-off sets the next step,
-    # would differ in its last bits.
-    a_lower, c = jax.lax.optimization_barrier((a_lower, c))
+    # Not a constant, as diffrax's loop reads it: XLA would fold the stage times into other
+    # arithmetic, and they would differ from diffrax's in their last bits.
+    c = jax.lax.optimization_barrier(c)
     dt, control = t1 - t0, terms.contr(t0, t1)
 
-    def buffer(ks):
-        # diffrax's (stages, ...) buffer, stacked from its rows: writing a row into it
-        # (`.at[i].set`) would be a scatter under `jax.vmap`.
-        return jax.tree_util.tree_map(lambda *rows: jnp.stack(rows), *ks)
-
     def stage(i, ks):
-        """Stage i from stages 0..i-1 (zeros beyond): its y, f and k."""
-        yi = _add(y0, _dot(a_lower[i], buffer(ks)))
+        """Stage i from stages 0..i-1: its y, f and k."""
+        yi = y0 if i == 0 else _add(y0, _combine(tableau.a_lower[i - 1], ks))
         ti = jnp.where(c[i] == 1, t1, t0 + c[i] * dt)  # exactly t1 at c = 1
         if fsal:
             fi = terms.vf(ti, yi, args)
             return yi, fi, terms.prod(fi, control)
         return yi, None, terms.vf_prod(ti, yi, args, control)
 
-    ks = [jax.tree_util.tree_map(jnp.zeros_like, y0)] * num_stages
     if fsal:
         first_step, f0 = solver_state
         # The last stage of the previous step, unless invalid (first step or a jump); the
         # evaluation runs only if some member of a `jax.vmap` batch needs it.
         stale = first_step | made_jump
         kept = terms.prod(f0, control)
-        ks[0] = jax.lax.cond(eqxi.unvmap_any(stale), lambda: jax.tree_util.tree_map(
-            functools.partial(jnp.where, stale), stage(0, ks)[2], kept), lambda: kept)
-    for i in range(1 if fsal else 0, num_stages):
-        yi, fi, ks[i] = stage(i, ks)
-    ks = buffer(ks)
-    if tableau.ssal:
-        y1 = yi
+        ks = [jax.lax.cond(eqxi.unvmap_any(stale), lambda: jax.tree_util.tree_map(
+            functools.partial(jnp.where, stale), stage(0, [])[2], kept), lambda: kept)]
     else:
-        y1 = _add(y0, _dot(jnp.asarray(tableau.b_sol, dtype), ks))
-    y_error = _dot(jnp.asarray(tableau.b_error, dtype), ks)
+        ks = []
+    for i in range(len(ks), num_stages):
+        yi, fi, k = stage(i, ks)
+        ks.append(k)
+    y1 = yi if tableau.ssal else _add(y0, _combine(tableau.b_sol, ks))
+    y_error = _combine(tableau.b_error, ks)
     new_state = (False, fi) if fsal else None
-    return y1, y_error, dict(y0=y0, y1=y1, k=ks), new_state, diffrax.RESULTS.successful
+    # The dense output reads the stages as diffrax's (stages, ...) buffer.
+    k = jax.tree_util.tree_map(lambda *rows: jnp.stack(rows), *ks)
+    return y1, y_error, dict(y0=y0, y1=y1, k=k), new_state, diffrax.RESULTS.successful
+
+
+class Unrolled(diffrax.AbstractWrappedSolver):
+    """An explicit Runge-Kutta `solver` that steps with its stages unrolled (`step`), for
+    `diffrax.diffeqsolve`: everything else (its state, order, dense output) is the solver's,
+    and `isinstance` checks see the solver it wraps."""
+
+    solver: diffrax.AbstractSolver
+
+    def __check_init__(self):
+        if not unrolls(self.solver):
+            raise ValueError(f"`solver` = {type(self.solver).__name__} is not allowed: "
+                             "expected an explicit Runge-Kutta solver with one tableau.")
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # noqa: D102
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        return step(self.solver, terms, t0, t1, y0, args, solver_state, made_jump)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
