@@ -77,6 +77,7 @@ from .sweeps import (
     SweepStore as SweepStore,
     open_sweep as open_sweep,
     sweep as sweep,
+    use_cpu_cores as use_cpu_cores,
 )
 
 try:

@@ -8,6 +8,9 @@ import pytest
 
 # Oracles are checked to tight tolerances: every test runs in float64.
 jax.config.update("jax_enable_x64", True)
+# The backends start here, with JAX's CPU devices as the environment sets them, so that a
+# command run in-process (`ssm-jax sweep` would take one CPU device per core) changes nothing.
+jax.devices()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -99,6 +99,10 @@ def sweep(
     shard: Annotated[str | None, typer.Option(
         help="Run only shard I of N (chunks c with c mod N = I) into --out, which the other "
         "shards may be writing too; `ssm-jax merge` finishes it.", metavar="I/N")] = None,
+    cpu_devices: Annotated[int | None, typer.Option(
+        help="On a CPU host, run chunks on this many CPU devices at once, one per core "
+        "[default: the cores this process may use, or JAX_NUM_CPU_DEVICES].",
+        metavar="N")] = None,
 ):
     """Run a grid of gradient flows (or training runs) from a configuration file, writing
     each finished chunk to --out (or, with --shard, one shard of them); see configs/ for
@@ -106,6 +110,7 @@ def sweep(
     from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 
     from ..sweeps import config as config_module
+    from ..sweeps.cpu_cores import use_cpu_cores
     from ..sweeps.run import sweep as run_sweep
     from ..sweeps.store import check_store, stored_chunks
 
@@ -113,6 +118,10 @@ def sweep(
         raise typer.BadParameter(f"`--max-batch` = {max_batch} is not allowed: expected an "
                                  "integer >= 1.", param_hint="--max-batch")
     parts = _parse_shard(shard)
+    try:  # before any JAX operation: the CPU backend fixes its devices when it starts
+        use_cpu_cores(cpu_devices, name="--cpu-devices")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--cpu-devices") from None
     try:
         cfg = config_module.load(config)
     except config_module.ConfigError as error:

@@ -2,6 +2,7 @@
 size bucket, refill lanes, chunks over devices, hosts and shards, a resumable zarr store, TOML
 configurations, and one labelled dataset."""
 
+from .cpu_cores import use_cpu_cores as use_cpu_cores
 from .grid import Grid as Grid
 from .padding import pad_examples as pad_examples
 from .points import Points as Points

@@ -57,6 +57,11 @@ def _stack(problems, indices):
     return stacked, first_static
 
 
+_BUILDING = threading.Lock()
+"""One chunk is built at a time: builds are short, and two at once on two CPU devices can hang
+XLA:CPU (both waiting on its thread pool for batched LAPACK work, such as an SVD of every
+member's target)."""
+
 _LISTENERS: dict[int, Callable[[], None]] = {}
 """Progress callbacks of the chunks running under "map", by the number each was given."""
 _listener_ids = itertools.count()
@@ -210,12 +215,15 @@ class ChunkRunner:
         """
         pad_to = self.pad_to if pad_to is None else pad_to
         members = np.asarray(members)
-        if self.vectorized:
-            settings = {name: np.asarray(values)[members] for name, values in self.points.items()}
-            return build_batch(self.make_problem, settings, members, pad_to, seed=self.seed)
-        (params, objectives, hyper), static = _stack(
-            [self.problem(i, pad_to) for i in members], members)
-        return (params, objectives, hyper, member_keys(self.seed, members)), static
+        with _BUILDING:
+            if self.vectorized:
+                settings = {name: np.asarray(values)[members]
+                            for name, values in self.points.items()}
+                return build_batch(self.make_problem, settings, members, pad_to,
+                                   seed=self.seed)
+            (params, objectives, hyper), static = _stack(
+                [self.problem(i, pad_to) for i in members], members)
+            return (params, objectives, hyper, member_keys(self.seed, members)), static
 
     def __call__(self, members: np.ndarray, device, pad_to: int | None = None,
                  progress: Callable[[int], None] | None = None) -> ChunkOutput:
@@ -299,8 +307,9 @@ class ChunkRunner:
                            float(out.lane_efficiency))
 
     def default_chunk_size(self, devices) -> int:
-        """Members per chunk from the smallest free memory of `devices` (see
-        `plan.chunk_size_for_memory`); every padded member has the shapes of the first.
+        """Members per chunk from the smallest free memory of `devices`, a CPU host's shared
+        by its CPU devices (see `plan.chunk_size_for_memory`); every padded member has the
+        shapes of the first.
 
         **Arguments:**
 
@@ -312,8 +321,10 @@ class ChunkRunner:
         shapes = jax.eval_shape(self.metrics, sample[0], sample[1])
         num_values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes))
         per_member = member_bytes(sample, self.dynamics, num_values + 8)
-        return chunk_size_for_memory(per_member, min(free_bytes(d) for d in devices),
-                                     self.batching, devices[0].platform)
+        free = min(free_bytes(d) for d in devices)
+        if devices[0].platform == "cpu":  # CPU devices (one per core) share the host's memory
+            free //= len(devices)
+        return chunk_size_for_memory(per_member, free, self.batching, devices[0].platform)
 
 
 def run_on_devices(devices: Sequence, assignments: Sequence[Sequence[int]],

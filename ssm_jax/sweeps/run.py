@@ -29,6 +29,7 @@ from .. import _validate
 from ..dynamics.base import AbstractDynamics, objective_metrics
 from ..dynamics.discrete import Train
 from ..dynamics.flow import Flow
+from .cpu_cores import warn_if_dispatched
 from .dataset import (
     chunk_dataset,
     grid_class_groups,
@@ -138,9 +139,13 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
                       "progress": progress})
     if dynamics is None:
         dynamics = Flow(t1=t1, num_saves=num_saves)
+    if isinstance(dynamics, Flow) and dynamics.unroll is None:
+        # Compiled once for many members: its stages unrolled, as the refill lanes step.
+        dynamics = dynamics.unrolled()
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("`devices` = [] is not allowed: expected at least one local device.")
+    warn_if_dispatched(devices)
     batching = _batching(batching, dynamics, devices[0].platform)
     for name, value, minimum in (("chunk_size", chunk_size, 1), ("max_batch", max_batch, 1),
                                  ("lanes", lanes, 1), ("pad_to", pad_to, 1),

@@ -1,0 +1,93 @@
+"""A CPU host's cores as JAX devices: `use_cpu_cores` before JAX starts, its refusals after,
+and `ssm-jax sweep` spreading its chunks over them with the numbers of one device."""
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import ssm_jax as sj
+
+HERE = Path(__file__).parent
+TINY = (HERE / "test_config.py").read_text().split('TINY = """')[1].split('"""')[0]
+
+
+def _python(code: str, **env) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, **env), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_cores_are_set_before_jax_starts_and_kept_after():
+    out = _python("import ssm_jax as sj, jax\n"
+                  "print(sj.use_cpu_cores(3), len(jax.devices()), sj.use_cpu_cores())")
+    assert out.split() == ["3", "3", "3"]
+    # A number the environment asks for is kept; by default, the usable cores.
+    out = _python("import ssm_jax as sj\nprint(sj.use_cpu_cores())", JAX_NUM_CPU_DEVICES="2")
+    assert out.split() == ["2"]
+    out = _python("import ssm_jax as sj, os\n"
+                  "print(sj.use_cpu_cores(), len(os.sched_getaffinity(0)))")
+    assert out.split()[0] == out.split()[1]
+
+
+def test_cores_run_inline_and_a_sweep_over_dispatching_ones_warns():
+    """Several CPU devices started by `use_cpu_cores` run computations inline; started
+    otherwise (asynchronous dispatch, which can hang), a sweep over them says how to fix it."""
+    code = ("import sys, warnings, jax\n"
+            "if sys.argv[1] == 'ours':\n"
+            "    import ssm_jax as sj; sj.use_cpu_cores(2)\n"
+            "print(jax.config.read('jax_cpu_enable_async_dispatch'))\n"
+            "import sweep_problems as sp\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    ds = sp.run(chunk_size=6)\n"
+            "print(len(set(ds.chunk_device.values)), [str(w.message) for w in caught])\n")
+    for how, dispatched, warned in (("ours", "False", False), ("env", "True", True)):
+        done = subprocess.run([sys.executable, "-c", code, how], capture_output=True,
+                              text=True, timeout=300, cwd=HERE,
+                              env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=str(HERE)))
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == dispatched and lines[1].startswith("2 ")
+        assert ("dispatch computations asynchronously" in lines[1]) == warned, lines[1]
+
+
+def test_bad_counts_and_late_calls_are_refused():
+    have = len(jax.devices("cpu"))  # the backends have started in this process
+    assert sj.use_cpu_cores() == have and sj.use_cpu_cores(have) == have
+    for bad in (0, -1, 2.5, True, "2"):
+        with pytest.raises(ValueError, match=r"`count` = .* is not allowed: expected an "
+                                             r"integer >= 1"):
+            sj.use_cpu_cores(bad)
+    with pytest.raises(ValueError, match=f"`count` = {have + 1} CPU devices is not allowed "
+                                         f"here: JAX has already started with {have}. .*"
+                                         f"JAX_NUM_CPU_DEVICES={have + 1}"):
+        sj.use_cpu_cores(have + 1)
+
+
+def test_cli_sweep_runs_a_chunk_per_core_with_the_numbers_of_one(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    stores = {}
+    for devices in (1, 2):
+        stores[devices] = tmp_path / f"on{devices}"
+        done = subprocess.run(
+            [sys.executable, "-m", "ssm_jax", "sweep", str(config), "--out",
+             str(stores[devices]), "--max-batch", "2", "--cpu-devices", str(devices)],
+            capture_output=True, text=True, timeout=300,
+            env={k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"})
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = (sj.open_sweep(stores[d]) for d in (1, 2))
+    assert len(set(one.chunk_device.values)) == 1 and len(set(two.chunk_device.values)) == 2
+    for name in ("loss", "learning_time", "num_steps"):
+        np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
+    bad = subprocess.run([sys.executable, "-m", "ssm_jax", "sweep", str(config), "--out",
+                          str(tmp_path / "never"), "--cpu-devices", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "`--cpu-devices` = 0 is not allowed" in bad.stdout + bad.stderr
+    assert not (tmp_path / "never").exists()
