@@ -7,12 +7,15 @@ in one process, interleaved round by round so that every path sees the same mach
 Paths:
 - today:   `ssm_jax.sweep` as it ran before vectorized builds (`sweep_throughput.py`, 3.8
            traj/s in `peers.py`): every member built in Python, all padded to the largest n
-           (`pad_to` = max n, `max_buckets` = 1), batching "map", one chunk.
+           (`pad_to` = max n, `max_buckets` = 1), batching "map", one chunk on one device,
+           diffrax's own Runge-Kutta step (`Flow(unroll=False)`).
 - new:     `ssm_jax.sweep(ConfiguredProblem, Points, vectorized=True, ...)`, each given by a
            spec `batching[:L<lanes>][:b<min bucket>][:c<chunk size>]`, e.g. "refill:L8" or
            "map:b16:c8". `b` is `sweep`'s `min_bucket` (members per size bucket at least;
            256 by default, so below 512 members every member is padded to the largest), so
-           that a small B gets size buckets too.
+           that a small B gets size buckets too. Chunks spread over the local devices: with
+           one CPU device per core (`JAX_NUM_CPU_DEVICES`, `ssm_jax.use_cpu_cores`) a path
+           whose chunks are at most half the members runs on two cores.
 - scipy:   `solve_ivp(method="RK45")` in a Python loop over the unpadded members (as in
            `peers.py`), at W1's tolerances (rtol 1e-4, atol 1e-6), then tightened half a
            decade at a time (atol = rtol / 100) until its error is at most the largest of the
@@ -93,9 +96,12 @@ def sweep_paths(points, n_max, specs, t1):
     """{name: function running that path's sweep}."""
     flow = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     grid = sj.Grid(member=np.arange(len(points)))
+    # Today's sweep as it ran before: diffrax's own step, one device.
+    before = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, unroll=False)
     paths = {"today": lambda: sj.sweep(lambda member: make_problem(**points[member]), grid,
-                                       dynamics=flow, pad_to=n_max, max_buckets=1,
-                                       batching="map", chunk_size=len(points))}
+                                       dynamics=before, pad_to=n_max, max_buckets=1,
+                                       batching="map", chunk_size=len(points),
+                                       devices=jax.local_devices()[:1])}
     design = sj.Points(ratio=[p["ratio"] for p in points], power=[p["power"] for p in points],
                        seed=[p["seed"] for p in points])
     problem = ConfiguredProblem(fixed=tuple(sorted(FIXED.items())))
@@ -221,12 +227,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="warm rounds (best of)")
     parser.add_argument("--json", help="write every number to this file")
     args = parser.parse_args()
+    # One CPU device per core (or JAX_NUM_CPU_DEVICES), before any JAX operation.
+    cores = sj.use_cpu_cores()
     for spec in args.paths:
         parse_spec(spec)
     threadpool_limits(1, user_api="blas")
     versions = {m.__name__: m.__version__ for m in (jax, diffrax, eqx, scipy, np)}
     machine = (f"{jax.devices()[0].device_kind}, {platform.processor() or platform.machine()}, "
-               f"{os.cpu_count()} cores, Python {platform.python_version()}")
+               f"{os.cpu_count()} cores, {cores} CPU devices, Python {platform.python_version()}")
     print(f"W1 scale; {machine}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
           + f"; load average {os.getloadavg()[0]:.1f} at start", flush=True)
     batches = [run_batch(size, args) for size in args.batch]
