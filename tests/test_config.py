@@ -74,8 +74,11 @@ def test_cli_sweep_resume_and_plot(tmp_path):
     direct = sj.gradient_flow(*sj.sweeps.problems.imbalance_problem(
         num_classes=4, minority_size=2, dim=4, init_scale=1e-2, ratio=4, power=1.0, seed=1),
         t1=300.0, num_saves=20)
-    np.testing.assert_allclose(ds.loss.sel(ratio=4, power=1.0, seed=1), direct.metrics["loss"],
-                               rtol=1e-10)
+    # On the loss's own scale: it falls by 14 decades, and the sweep steps unrolled (the same
+    # steps, its stage sums in another order), so its last values differ in their 9th digit.
+    loss = direct.metrics["loss"]
+    np.testing.assert_allclose(ds.loss.sel(ratio=4, power=1.0, seed=1), loss, rtol=1e-10,
+                               atol=1e-14 * float(loss[0]))
     predicted = sj.sweeps.problems.predicted_ratio(num_classes=4, minority_size=2, dim=4,
                                                    init_scale=1e-2, ratio=4, power=1.0)
     assert float(ds.predicted_ratio.sel(ratio=4, power=1.0, seed=1)) == predicted
@@ -248,8 +251,9 @@ def test_a_failed_sweep_resumes_and_reports_what_it_computed(tmp_path, monkeypat
     resumed = _invoke("sweep", cfg, "--out", out, "--max-batch", "3", "--resume")
     assert resumed.exit_code == 0, resumed.output
     summary = _words(resumed.output)
-    match = re.search(r"8 members: 5 computed in ([\d.]+) s \(compile ([\d.]+) s, run "
-                      r"([\d.]+) s\), 3 already stored; status: 8 ok", summary)
+    # The chunk kept is the one run first: the last (2 members), the costliest first.
+    match = re.search(r"8 members: 6 computed in ([\d.]+) s \(compile ([\d.]+) s, run "
+                      r"([\d.]+) s\), 2 already stored; status: 8 ok", summary)
     assert match, summary
     wall, compile_s, run_s = map(float, match.groups())
     assert compile_s + run_s <= wall + 0.1  # this invocation's seconds, not the store's

@@ -26,23 +26,22 @@ def test_chunks_cut_the_order_and_the_last_is_filled():
 
 
 def test_processes_share_disjoint_chunks_and_devices_take_turns():
-    plans = [make_plan(22, None, 2, num_devices=3, process_index=p, process_count=2)
-             for p in range(2)]
+    plans = [make_plan(22, None, 2, process_index=p, process_count=2) for p in range(2)]
     assert len(plans[0].chunks) == 11
     assert plans[0].share == (0, 2, 4, 6, 8, 10) and plans[1].share == (1, 3, 5, 7, 9)
-    assert plans[0].assignments == ((0, 6), (2, 8), (4, 10))
-    assert plans[1].assignments == ((1, 7), (3, 9), (5,))
-    dealt = [c for plan in plans for device in plan.assignments for c in device]
+    # Each process's devices take its chunks from one queue, the costliest (last) first.
+    assert plans[0].queue == (10, 8, 6, 4, 2, 0) and plans[1].queue == (9, 7, 5, 3, 1)
+    dealt = [c for plan in plans for c in plan.queue]
     assert sorted(dealt) == list(range(11))
 
 
 def test_a_resumed_plan_skips_the_chunks_done():
-    plan = make_plan(10, None, 3, num_devices=2)
+    plan = make_plan(10, None, 3)
     assert plan.todo == (0, 1, 2, 3) and plan.members_done == 0
     resumed = plan.skipping({1, 3})
     assert resumed.chunks == plan.chunks
     assert resumed.todo == (0, 2)
-    assert resumed.assignments == ((0,), (2,))
+    assert resumed.queue == (2, 0)
     assert resumed.members_done == 3 + 1
     other = make_plan(10, None, 3, process_index=1, process_count=2).skipping({1, 2})
     assert other.todo == (3,) and other.members_done == 6

@@ -1,6 +1,6 @@
 """Running a sweep's chunks: each chunk's problems built, padded to one number of examples
 and stacked into one batch, run compiled on one device, and the chunks spread over the
-devices by one worker thread each.
+devices by one worker thread each, taking them from one queue.
 
 Members are built in Python (`make_problem`, checked beforehand by `member_checks`), or,
 vectorized, all of a chunk at once (`vectorized`). Each chunk is padded to its own number of
@@ -327,25 +327,28 @@ class ChunkRunner:
         return chunk_size_for_memory(per_member, free, self.batching, devices[0].platform)
 
 
-def run_on_devices(devices: Sequence, assignments: Sequence[Sequence[int]],
+def run_on_devices(devices: Sequence, chunks: Sequence[int],
                    run: Callable[[int, object], None]) -> None:
-    """One worker thread per device, each running its own chunks in turn: a device that
-    meets a slow chunk does not hold the others.
+    """One worker thread per device, each taking the next chunk of one queue as it finishes
+    one: a device that meets a slow chunk does not hold the others.
 
     **Arguments:**
 
     - `devices`: local JAX devices.
-    - `assignments`: for each device, its chunk indices.
+    - `chunks`: chunk indices, in the order they are taken.
     - `run`: (chunk index, device) -> None, called once per chunk.
 
     **Returns:** nothing. After an error the other workers stop at their next chunk (the
     chunks they finished are kept) and the error is raised.
     """
-    failed = threading.Event()
+    failed, queue = threading.Event(), iter(chunks)
+    taking = threading.Lock()
 
-    def worker(device, chunks):
-        for chunk in chunks:
-            if failed.is_set():  # another device failed: stop at the chunk boundary
+    def worker(device):
+        while not failed.is_set():  # another device failed: stop at the chunk boundary
+            with taking:
+                chunk = next(queue, None)
+            if chunk is None:
                 return
             try:
                 run(chunk, device)
@@ -354,6 +357,6 @@ def run_on_devices(devices: Sequence, assignments: Sequence[Sequence[int]],
                 raise
 
     with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
-        futures = [pool.submit(worker, d, a) for d, a in zip(devices, assignments, strict=True)]
+        futures = [pool.submit(worker, device) for device in devices]
     for future in futures:
         future.result()

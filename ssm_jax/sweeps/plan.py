@@ -1,13 +1,14 @@
-"""The plan of a sweep: which members run together, in which order, on which process and
-device.
+"""The plan of a sweep: which members run together, in which order, on which process, and the
+queue from which that process's devices take them.
 
 Members of different numbers of examples are first grouped into a few size buckets
 (`size_buckets`), each padded to its own largest member, not to the largest of the sweep; within
 a bucket they are sorted by a cost key, so that a chunk holds members of similar cost, and cut
 into chunks of one size (no chunk spans two buckets: one compilation per bucket). Chunk c goes
-to process c mod P; within a process its chunks are dealt
-round-robin to the local devices. Every process computes the same plan from the same plain
-inputs, so the processes of a multi-host sweep agree without talking to each other.
+to process c mod P; within a process the local devices take its chunks from one queue, the
+costliest first, each the next as it finishes one, so that they finish together. Every process
+computes the same plan from the same plain inputs, so the processes of a multi-host sweep agree
+without talking to each other.
 """
 
 from collections.abc import Sequence
@@ -44,7 +45,6 @@ class Plan:
 
     - `order`: grid indices in the order they run; chunks are cut from it.
     - `chunk_size`: members per compiled call.
-    - `num_devices`: local devices that take chunks.
     - `process_index`, `process_count`: this process and how many share the sweep.
     - `done`: chunks already written (a resumed sweep); they are neither run nor dealt.
     - `buckets`: the size bucket of each entry of `order` (non-decreasing); () for one.
@@ -53,7 +53,6 @@ class Plan:
 
     order: tuple[int, ...]
     chunk_size: int
-    num_devices: int = 1
     process_index: int = 0
     process_count: int = 1
     done: frozenset[int] = frozenset()
@@ -98,9 +97,11 @@ class Plan:
         return tuple(c for c in self.share if c not in self.done)
 
     @functools.cached_property
-    def assignments(self) -> tuple[tuple[int, ...], ...]:
-        """For each local device, the chunks it runs, in turn."""
-        return tuple(self.todo[d::self.num_devices] for d in range(self.num_devices))
+    def queue(self) -> tuple[int, ...]:
+        """The chunks this process still runs, in the order its devices take them: the last
+        (costliest, as members run in increasing cost within a bucket) first, so that no
+        device is left with a slow chunk when the others have finished."""
+        return self.todo[::-1]
 
     @property
     def members_done(self) -> int:
@@ -133,7 +134,7 @@ class Plan:
 
 
 def make_plan(num_members: int, order_keys: Sequence[float] | None, chunk_size: int, *,
-              max_batch: int | None = None, num_devices: int = 1, process_index: int = 0,
+              max_batch: int | None = None, process_index: int = 0,
               process_count: int = 1, num_examples: Sequence[int] | None = None,
               max_buckets: int = MAX_BUCKETS, min_bucket: int = 1) -> Plan:
     """The plan of a sweep, from plain numbers.
@@ -145,7 +146,6 @@ def make_plan(num_members: int, order_keys: Sequence[float] | None, chunk_size: 
       design order), or None for design order.
     - `chunk_size`: the wanted members per chunk; capped by `max_batch` and the design's size.
     - `max_batch`: at most this many members per chunk, or None.
-    - `num_devices`: local devices that take chunks.
     - `process_index`, `process_count`: this process among those sharing the sweep.
     - `num_examples`: each member's number of examples, for size buckets (`size_buckets`);
       None for one bucket, padded to the runner's `pad_to`.
@@ -171,7 +171,7 @@ def make_plan(num_members: int, order_keys: Sequence[float] | None, chunk_size: 
         sizes = tuple(int(x) for x in sizes)
     order = np.lexsort((keys, buckets))  # by bucket, then cost; stable: ties in design order
     chunk_size = int(min(chunk_size, max_batch or chunk_size, num_members))
-    return Plan(tuple(int(i) for i in order), chunk_size, num_devices, process_index,
+    return Plan(tuple(int(i) for i in order), chunk_size, process_index,
                 process_count, buckets=tuple(int(b) for b in buckets[order]) if sizes else (),
                 bucket_sizes=sizes)
 

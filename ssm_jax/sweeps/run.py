@@ -185,7 +185,6 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
     if chunk_size is None:
         chunk_size = runner.default_chunk_size(devices)
     plan = make_plan(design.size, keys, chunk_size, max_batch=max_batch,
-                     num_devices=len(devices),
                      process_index=shard[0] * jax.process_count() + jax.process_index(),
                      process_count=shard[1] * jax.process_count(),
                      num_examples=None if pad_to is not None else checked.num_examples,
@@ -239,7 +238,7 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
     if progress is not None:  # what a resumed sweep starts from, before any compute
         progress(finished[0], design.size)
     try:
-        run_on_devices(devices, plan.assignments, run)
+        run_on_devices(devices, plan.queue, run)
     finally:
         if sweep_store is not None:
             sweep_store.close()
