@@ -74,7 +74,8 @@ def sweep(make_problem: Callable, design: AbstractDesign, t1=None, *, num_saves:
     - `design`: a `Grid` (every combination of its axes) or `Points` (one member per
       index of its equal-length axes).
     - `t1`, `num_saves`: shorthand for `dynamics=Flow(t1, num_saves)`.
-    - `dynamics`: `Flow(...)` or `Train(...)`; each chunk runs under its matmul `precision`.
+    - `dynamics`: `Flow(...)` or `Train(...)`; each chunk runs under its matmul `precision`,
+      and a `Flow` with `unroll=None` steps its solver unrolled.
     - `metrics`: what each member records, as for `gradient_flow`.
     - `class_groups`: e.g. {"majority": [0, 1], "minority": [2, 3]}: per-class metrics are
       averaged within each group and `cls` is labelled by group; or a function of a member's
