@@ -110,7 +110,7 @@ class Unrolled(diffrax.AbstractWrappedSolver):
         return self.solver.term_structure
 
     @property
-    def interpolation_cls(self):  # noqa: D102
+    def interpolation_cls(self):
         return self.solver.interpolation_cls
 
     @property

@@ -46,7 +46,7 @@ class Plan:
     - `order`: grid indices in the order they run; chunks are cut from it.
     - `chunk_size`: members per compiled call.
     - `process_index`, `process_count`: this process and how many share the sweep.
-    - `done`: chunks already written (a resumed sweep); they are neither run nor dealt.
+    - `done`: chunks already written (a resumed sweep); they are neither run nor queued.
     - `buckets`: the size bucket of each entry of `order` (non-decreasing); () for one.
     - `bucket_sizes`: each bucket's number of examples; () where the runner's own applies.
     """
