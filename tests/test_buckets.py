@@ -41,14 +41,18 @@ def test_merging_buckets_pads_least_work_first():
     np.testing.assert_array_equal(member, [0, 0, 1, 1, 2, 2])
 
 
-def test_chunks_are_cut_within_buckets_in_cost_order():
+def test_chunks_are_cut_every_chunk_size_in_bucket_then_cost_order():
+    """Chunk c is members c * chunk_size onwards of the order (its rows of a store, whose zarr
+    chunks it fills alone); one across a bucket's edge is padded to the larger bucket."""
     sizes = [28, 4, 12, 5, 26, 10, 4, 27]
     keys = [0.0, 5.0, 1.0, 3.0, 2.0, 0.5, 4.0, 1.0]
     plan = make_plan(8, keys, 2, num_examples=sizes, max_buckets=3)
-    assert sorted(plan.order) == list(range(8))
-    assert plan.chunks == ((3, 6), (1,), (5, 2), (0, 7), (4,))
-    assert [plan.padded_size(c) for c in range(5)] == [5, 5, 12, 28, 28]
-    np.testing.assert_array_equal(plan.filled(1), [1, 1])
+    assert plan.order == (3, 6, 1, 5, 2, 0, 7, 4)  # buckets 5, 5, 5, 12, 12, 28, 28, 28
+    assert plan.chunks == ((3, 6), (1, 5), (2, 0), (7, 4))
+    assert [plan.padded_size(c) for c in range(4)] == [5, 12, 28, 28]
+    plan = make_plan(8, keys, 3, num_examples=sizes, max_buckets=3)
+    assert plan.chunks == ((3, 6, 1), (5, 2, 0), (7, 4))
+    np.testing.assert_array_equal(plan.filled(2), [7, 4, 4])
     assert make_plan(8, keys, 2).padded_size(0) is None  # no sizes: the runner's own pad_to
 
 

@@ -176,3 +176,15 @@ def test_open_sweep_reads_a_variable_only_when_it_is_used(whole):
     _assert_same_values(opened, ds)
     point = dict(ratio=3.0, power=1.0, init_scale=1e-2, seed=1)
     np.testing.assert_array_equal(opened.loss.sel(point).values, ds.loss.sel(point).values)
+
+
+def test_size_buckets_store_each_chunk_in_its_own_rows(whole, tmp_path):
+    """With size buckets (12 members in three sizes, chunks of 3 across the buckets' edges)
+    every chunk is written to its own rows: the store holds the numbers of the one-bucket
+    sweep, member by member."""
+    _, ds = whole
+    bucketed = _run(tmp_path / "buckets", min_bucket=1, max_buckets=3)
+    assert stored_chunks(tmp_path / "buckets") == {0, 1, 2, 3}
+    for name in ("loss", "class_progress", "learning_time", "num_steps"):
+        np.testing.assert_allclose(bucketed[name].values, ds[name].values, rtol=1e-9,
+                                   atol=1e-12, err_msg=name)

@@ -61,18 +61,18 @@ class Plan:
 
     @functools.cached_property
     def _cuts(self) -> tuple[tuple[int, int, int], ...]:
-        """(start, stop, bucket) of each chunk in `order`."""
-        buckets = np.asarray(self.buckets or [0] * len(self.order))
-        edges = np.flatnonzero(np.diff(buckets)) + 1
-        cuts = []
-        for start, stop in zip([0, *edges], [*edges, len(self.order)], strict=True):
-            cuts += [(i, min(i + self.chunk_size, stop), int(buckets[start]))
-                     for i in range(start, stop, self.chunk_size)]
-        return tuple(cuts)
+        """(start, stop, bucket) of each chunk in `order`: every `chunk_size` members, so that
+        chunk c is rows c * chunk_size onwards of a store (whose zarr chunks it fills alone);
+        a chunk across a bucket's edge is padded to the larger bucket (buckets increase along
+        `order`)."""
+        buckets, size = self.buckets or (0,) * len(self.order), len(self.order)
+        return tuple((i, min(i + self.chunk_size, size),
+                      buckets[min(i + self.chunk_size, size) - 1])
+                     for i in range(0, size, self.chunk_size))
 
     @functools.cached_property
     def chunks(self) -> tuple[tuple[int, ...], ...]:
-        """The design indices of each chunk; a bucket's last chunk may be shorter."""
+        """The design indices of each chunk; the last may be shorter."""
         return tuple(self.order[start:stop] for start, stop, _ in self._cuts)
 
     def padded_size(self, chunk: int) -> int | None:
@@ -109,7 +109,7 @@ class Plan:
         return sum(len(self.chunks[c]) for c in self.done)
 
     def filled(self, chunk: int) -> np.ndarray:
-        """The design indices of `chunk`, a short chunk filled up with copies of its last
+        """The design indices of `chunk`, the short last chunk filled up with copies of its last
         member: every chunk of a bucket has one shape, so one compilation serves them all.
 
         **Arguments:**
