@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, Int
 import numpy as np
 
 from . import _validate
-from .losses import AbstractLoss, correct_class_outputs, l2_penalty
+from .losses import AbstractLoss, correct_class_outputs
 from .metrics.per_class import class_means, mode_strengths
 from .models import AbstractModel, output_shape
 from .schedules import AbstractWeightSchedule, ConstantWeights, weight_schedule
@@ -209,7 +209,7 @@ class Objective(AbstractObjective):
 
     def __call__(self, model):
         data_fit = jnp.sum(self.weights() * self.loss(model(self.inputs), self.labels))
-        return data_fit / self.num_examples + self.l2 * l2_penalty(model)
+        return data_fit / self.num_examples + self.l2 * model.l2_penalty()
 
     def check_model(self, model):
         shape = output_shape(model, self.inputs)
@@ -305,7 +305,7 @@ class TargetFit(AbstractObjective):
 
     def __call__(self, model):
         residual = model().T - self.target
-        return 0.5 * jnp.sum(residual**2) / self.num_examples + self.l2 * l2_penalty(model)
+        return 0.5 * jnp.sum(residual**2) / self.num_examples + self.l2 * model.l2_penalty()
 
     def check_model(self, model):
         shape = output_shape(model)

@@ -123,6 +123,12 @@ def _invoke(*args):
      "[flow] `rtol` = -0.001 is not allowed: expected finite values in (0.0, inf]"),
     (TINY, ("t1 = 300.0", "t1 = 300.0\natol = 0.0"), "[flow] `atol` = 0.0 is not allowed"),
     (TINY, ("t1 = 300.0", "t1 = 300.0\nmax_steps = 0"), "[flow] `max_steps` = 0"),
+    (TINY, ("t1 = 300.0", "t1 = 300.0\ncoordinates = \"affine\""),
+     "[flow] `coordinates` = 'affine' is not allowed: expected one of 'parameters', "
+     "'class_affine'"),
+    (TINY.replace("t1 = 300.0", "t1 = 300.0\ncoordinates = \"class_affine\""),
+     ("model = \"ufm\"", "model = \"ufm\"\nloss = \"cross_entropy\""),
+     "exact for a UFM under an Objective with the square loss only"),
     # What a new user tries.
     (TINY, ("ratio = [1, 4]", "ratio = { start = 0.0, stop = 10.0, num = 3, log = true }"),
      "`grid.ratio.start` = 0.0 is not allowed: expected a positive number (the axis is "

@@ -21,7 +21,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .. import _validate
 from ..objective import AbstractObjective
 from . import erk
-from .flow import STEP_COUNTS, Flow, clip_at_jumps, run_stats, vector_field
+from .flow import COORDINATES, STEP_COUNTS, Flow, clip_at_jumps, run_stats
 
 _SUCCESS = diffrax.RESULTS.successful
 _MAX_STEPS = diffrax.RESULTS.max_steps_reached
@@ -44,7 +44,7 @@ class _Lanes(eqx.Module):
     """One member's integrator state per lane (leading axis L); `member` = M: none."""
 
     member: Int[Array, " L"]
-    args: Any  # the member's objective arrays
+    args: Any  # the member's coordinates and objective arrays
     y: Any
     tprev: Float[Array, " L"]
     tnext: Float[Array, " L"]
@@ -104,15 +104,16 @@ class _Member(eqx.Module):
         self.flow, self.static, self.metrics = flow, static, metrics
         self.t1_floor = functools.reduce(lambda t, _: eqxi.prevbefore(t), range(100), flow.ts[-1])
         arrays, self.objective_static = eqx.partition(objective, eqx.is_array)
-        self.clip = jax.eval_shape(lambda a: self.objective(a).jump_times(),
+        self.clip = jax.eval_shape(lambda a: eqx.combine(a, self.objective_static).jump_times(),
                                    _row(arrays, 0)).shape[-1] > 0
 
-    def objective(self, args):
-        return eqx.combine(args, self.objective_static)
+    def args(self, lane_args):
+        """What `Flow.run` passes its solver, (coordinates, objective), from a lane's arrays."""
+        return lane_args[0], eqx.combine(lane_args[1], self.objective_static)
 
     def terms(self):
-        def field(t, y, objective):
-            return vector_field(eqx.combine(y, self.static), objective)(t, y, objective)
+        def field(t, y, args):
+            return args[0].field(t, y, args[1], self.static)
         # Wrapped as `diffeqsolve` wraps it: this also sets the first step (without `dt0`,
         # diffrax estimates one only for a bare ODETerm, and otherwise takes 0.01).
         return WrapTerm(diffrax.ODETerm(field), _FORWARDS)
@@ -123,38 +124,40 @@ class _Member(eqx.Module):
             controller = clip_at_jumps(controller, objective.jump_times())
         return controller.wrap(_FORWARDS)
 
-    def start(self, member, params, args):
+    def start(self, member, params, arrays):
         """A lane's state at the start of `member`, as `diffeqsolve` initialises it."""
-        flow, solver = self.flow, self.flow.solver
-        objective, terms = self.objective(args), self.terms()
+        flow, solver, terms = self.flow, self.flow.solver, self.terms()
+        objective = eqx.combine(arrays, self.objective_static)
+        coordinates = COORDINATES[flow.coordinates].of(params, self.static, objective)
         t0, t1 = flow.ts[0], flow.ts[-1]
         with jax.numpy_dtype_promotion("standard"):
-            y0 = jax.tree_util.tree_map(
-                lambda x: jnp.asarray(x, jnp.result_type(x, t0.dtype)), params)
+            y0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.result_type(x, t0.dtype)),
+                                        coordinates.state(params))
+        args = (coordinates, objective)
         tnext, controller_state = self.controller(objective).init(
-            terms, t0, t1, y0, flow.dt0, objective, solver.func, solver.error_order(terms))
+            terms, t0, t1, y0, flow.dt0, args, solver.func, solver.error_order(terms))
         tnext = jnp.minimum(tnext, t1)
         zero = jnp.zeros((), int)
-        return _Lanes(member, args, y0, t0, tnext, jnp.zeros((), bool),
-                      solver.init(terms, t0, tnext, y0, objective), controller_state,
+        return _Lanes(member, (coordinates, arrays), y0, t0, tnext, jnp.zeros((), bool),
+                      solver.init(terms, t0, tnext, y0, args), controller_state,
                       jax.tree_util.tree_map(jnp.asarray, _SUCCESS), zero, zero, zero, zero)
 
     def step(self, lane: _Lanes, active):
         """One pass of `diffeqsolve`'s loop body for one lane (unchanged where not `active`),
         and what the saves inside the step need: accepted, its ends and dense output."""
         solver, t1 = self.flow.solver, self.flow.ts[-1]
-        objective, terms = self.objective(lane.args), self.terms()
-        controller = self.controller(objective)
+        args, terms = self.args(lane.args), self.terms()
+        controller = self.controller(args[1])
         # Only a clipping controller makes jumps; otherwise `made_jump` is static False, as in
         # diffrax, so that an FSAL solver never re-evaluates its first stage. The step is
         # diffrax's, with an explicit Runge-Kutta solver's stages unrolled (`erk.step`).
         jumps = isinstance(controller, diffrax.ClipStepSizeController)
         y, y_error, dense_info, solver_state, solver_result = erk.step(
-            solver, terms, lane.tprev, lane.tnext, lane.y, objective, lane.solver_state,
+            solver, terms, lane.tprev, lane.tnext, lane.y, args, lane.solver_state,
             lane.made_jump if jumps else False)
         y_error = jax.tree_util.tree_map(lambda e: jnp.where(jnp.isnan(e), jnp.inf, e), y_error)
         keep_step, tprev, tnext, made_jump, controller_state, controller_result = (
-            controller.adapt_step_size(lane.tprev, lane.tnext, lane.y, y, objective, y_error,
+            controller.adapt_step_size(lane.tprev, lane.tnext, lane.y, y, args, y_error,
                                        solver.error_order(terms), lane.controller_state))
         tprev = jnp.minimum(tprev, t1)
         # diffrax's `_clip_to_end`.
@@ -173,10 +176,14 @@ class _Member(eqx.Module):
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, lane)
         return new, (active & keep_step, lane.tprev, lane.tnext, dense_info)
 
+    def params(self, lane: _Lanes):  # the model's parameters at the lane's state
+        return lane.args[0].params(lane.y, self.static)
+
     def saved(self, t, tprev, tnext, dense_info, args):
         """The records at `t` inside the step (tprev, tnext], from its dense output."""
         y = self.flow.solver.interpolation_cls(t0=tprev, t1=tnext, **dense_info).evaluate(t)
-        return self.metrics(eqx.combine(y, self.static), self.objective(args).at(t))
+        coordinates, objective = self.args(args)
+        return self.metrics(coordinates.model(y, self.static), objective.at(t))
 
 
 def _start_lanes(member: _Member, state: RefillState, members, valid):
@@ -245,7 +252,7 @@ def _iterate(state: RefillState, member: _Member) -> RefillState:
                         | {"stop_time": lanes.tprev, "result": result})
         lanes = eqx.tree_at(lambda s: s.member, lanes,
                             jnp.where(ended, num_members, lanes.member))
-        return lanes, _scatter(final, rows, lanes.y), ends
+        return lanes, _scatter(final, rows, jax.vmap(member.params)(lanes)), ends
 
     lanes, final, ends = jax.lax.cond(jnp.any(ended), write, lambda c: c,
                                       (lanes, state.final, state.ends))
@@ -292,7 +299,7 @@ def _start(flow, params, static, objective, metrics, num_lanes: int) -> RefillSt
             lambda x: jnp.broadcast_to(x, (num_members,)), one.result)}
     return eqx.tree_at(lambda s: (s.lanes, s.recorded, s.final, s.ends), state,
                        (lanes, jax.tree_util.tree_map(lambda x: full(x, flow.ts.size), record),
-                        jax.tree_util.tree_map(full, one.y), ends),
+                        jax.tree_util.tree_map(full, jax.eval_shape(member.params, one)), ends),
                        is_leaf=lambda x: x is None)
 
 
@@ -370,12 +377,8 @@ def refill_advance(state: RefillState, num_iterations: int) -> RefillState:
 
 
 def refill_finish(state: RefillState) -> RefillOutput:
-    """The outputs of a refill run whose members have all ended.
-
-    **Arguments:** `state`, a `RefillState` with `members_done` = M.
-
-    **Returns:** a `RefillOutput`, as `refill_run`.
-    """
+    """The outputs (a `RefillOutput`, as `refill_run`) of a refill run whose members have
+    all ended: `state`, a `RefillState` with `members_done` = M."""
     if int(state.members_done) != _size(state.params):
         raise ValueError(f"`state` has {int(state.members_done)} of {_size(state.params)} "
                          "members done: expected all; advance it further (`refill_advance`).")

@@ -10,6 +10,7 @@ from jaxtyping import Array, Float
 import numpy as np
 
 from .. import _validate
+from ..losses._base import l2_penalty
 
 
 class AbstractModel(eqx.Module):
@@ -33,6 +34,11 @@ class AbstractModel(eqx.Module):
 
         **Returns:** the outputs, (n, k).
         """
+
+    def l2_penalty(self) -> Float[Array, ""]:
+        """(1/2) |theta|^2 over the parameters: every floating-point array leaf, unless the
+        model also keeps arrays that are not parameters and says so here."""
+        return l2_penalty(self)
 
 
 class AbstractLinearPredictor(AbstractModel):

@@ -3,7 +3,7 @@ compute, with errors that name the offending key.
 
     [problem]   fixed arguments of `problems.imbalance_problem`
     [grid]      axes: a list of numbers, {start, stop, num[, log]} or {range = N}
-    [flow]      t1, num_saves, solver, rtol, atol, max_steps        (or [train])
+    [flow]      t1, num_saves, solver, rtol, atol, max_steps, coordinates   (or [train])
     [train]     optimizer ("sgd", "momentum", "adam"), learning_rate, momentum, steps,
                 record_every, batch_size
     [sweep]     class_groups ("step" or "none"), order_by ("predicted_steps" or "none"),
@@ -37,7 +37,7 @@ _PROBLEM = {name: type(p.default) for name, p in
             inspect.signature(imbalance_problem).parameters.items()
             if name not in ("width", "pad_to")}
 _FLOW = {"t1": float, "num_saves": int, "solver": str, "rtol": float, "atol": float,
-         "max_steps": int}
+         "max_steps": int, "coordinates": str}
 _TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": int,
           "record_every": int, "batch_size": int}
 _SWEEP = {"class_groups": str, "order_by": str, "max_batch": int, "batching": str, "seed": int}
