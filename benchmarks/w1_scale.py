@@ -10,12 +10,14 @@ Paths:
            (`pad_to` = max n, `max_buckets` = 1), batching "map", one chunk on one device,
            diffrax's own Runge-Kutta step (`Flow(unroll=False)`).
 - new:     `ssm_jax.sweep(ConfiguredProblem, Points, vectorized=True, ...)`, each given by a
-           spec `batching[:L<lanes>][:b<min bucket>][:c<chunk size>]`, e.g. "refill:L8" or
-           "map:b16:c8". `b` is `sweep`'s `min_bucket` (members per size bucket at least;
-           256 by default, so below 512 members every member is padded to the largest), so
-           that a small B gets size buckets too. Chunks spread over the local devices: with
-           one CPU device per core (`JAX_NUM_CPU_DEVICES`, `ssm_jax.use_cpu_cores`) a path
-           whose chunks are at most half the members runs on two cores.
+           spec `batching[:L<lanes>][:b<min bucket>][:c<chunk size>][:affine]`, e.g.
+           "refill:L8" or "map:b16:c8:affine". "affine" integrates the flow in class-affine
+           coordinates (`Flow(coordinates="class_affine")`), the parameters otherwise. `b` is
+           `sweep`'s `min_bucket` (members per size bucket at least; 256 by default, so below
+           512 members every member is padded to the largest), so that a small B gets size
+           buckets too. Chunks spread over the local devices: with one CPU device per core
+           (`JAX_NUM_CPU_DEVICES`, `ssm_jax.use_cpu_cores`) a path whose chunks are at most
+           half the members runs on two cores.
 - scipy:   `solve_ivp(method="RK45")` in a Python loop over the unpadded members (as in
            `peers.py`), at W1's tolerances (rtol 1e-4, atol 1e-6), then tightened half a
            decade at a time (atol = rtol / 100) until its error is at most the largest of the
@@ -65,15 +67,19 @@ FIXED = dict(model="ufm", loss="square", num_classes=10, minority_size=10, dim=3
 
 
 def parse_spec(spec: str) -> dict:
-    """"refill:L8:b16:c16" -> dict(batching="refill", lanes=8, min_bucket=16, chunk_size=16)."""
+    """"refill:L8:b16:c16:affine" -> dict(batching="refill", lanes=8, min_bucket=16,
+    chunk_size=16, coordinates="class_affine")."""
     batching, *knobs = spec.split(":")
     names = {"L": "lanes", "b": "min_bucket", "c": "chunk_size"}
-    out = dict(batching=batching)
+    out = dict(batching=batching, coordinates="parameters")
     for knob in knobs:
-        if knob[:1] not in names or not knob[1:].isdigit():
+        if knob == "affine":
+            out["coordinates"] = "class_affine"
+        elif knob[:1] not in names or not knob[1:].isdigit():
             raise ValueError(f"`--paths` entry {spec!r} has knob {knob!r}: expected L<lanes>, "
-                             "b<min bucket> or c<chunk size>.")
-        out[names[knob[0]]] = int(knob[1:])
+                             "b<min bucket>, c<chunk size> or affine.")
+        else:
+            out[names[knob[0]]] = int(knob[1:])
     return out
 
 
@@ -94,7 +100,6 @@ def timed_sweep(fn):
 
 def sweep_paths(points, n_max, specs, t1):
     """{name: function running that path's sweep}."""
-    flow = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     grid = sj.Grid(member=np.arange(len(points)))
     # Today's sweep as it ran before: diffrax's own step, one device.
     before = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, unroll=False)
@@ -107,8 +112,10 @@ def sweep_paths(points, n_max, specs, t1):
     problem = ConfiguredProblem(fixed=tuple(sorted(FIXED.items())))
     for spec in specs:
         knobs = parse_spec(spec)
-        paths[spec] = lambda knobs=knobs: sj.sweep(problem, design, dynamics=flow,
-                                                   vectorized=True, **knobs)
+        flow = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL,
+                       coordinates=knobs.pop("coordinates"))
+        paths[spec] = lambda knobs=knobs, flow=flow: sj.sweep(problem, design, dynamics=flow,
+                                                              vectorized=True, **knobs)
     return paths
 
 
