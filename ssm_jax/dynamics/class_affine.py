@@ -75,9 +75,10 @@ class ClassAffine(AbstractCoordinates):
 
     @classmethod
     def of(cls, params, static, objective):
-        if not isinstance(eqx.combine(params, static), UFM):
+        model = eqx.combine(params, static)
+        if not isinstance(model, UFM):
             raise ValueError(f"`coordinates` = 'class_affine' is not allowed with a "
-                             f"{type(eqx.combine(params, static)).__name__}: it describes "
+                             f"{type(model).__name__}: it describes "
                              "the flow of a UFM; use coordinates='parameters'.")
         check_objective(objective)
         k = objective.num_classes
