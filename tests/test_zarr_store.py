@@ -16,7 +16,8 @@ import zarr
 
 import ssm_jax as sj
 from ssm_jax.cli import app
-from ssm_jax.sweeps.store import WriterLock, stored_chunks
+from ssm_jax.sweeps.lock import WriterLock
+from ssm_jax.sweeps.store import stored_chunks
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402

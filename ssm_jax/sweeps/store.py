@@ -10,7 +10,8 @@ job array) fill chunk by chunk. The store is a folder:
 - `done/NNNNNN.json`: written (atomically) once chunk NNNNNN's data are, with its own numbers
   (size, waste, and the measurements that differ from run to run: compile and run seconds,
   device) and its writer. Resuming redoes exactly the chunks without one.
-- `locks/`: one lock file per writer (host and pid): two writers never write one shard.
+- `locks/`: one lock file per writer (host and pid; `lock.WriterLock`): two writers never
+  write one shard.
 
 The first chunk writes the manifest and the empty zarr store: a sweep that fails before it
 leaves nothing behind."""
@@ -29,9 +30,11 @@ import xarray as xr
 import zarr
 
 from .. import _validate
+from .lock import LOCKS as _LOCKS, WriterLock
 
-_MANIFEST, _RESULTS = "manifest.json", "results.zarr"
-_DONE, _LOCKS = "done", "locks"
+_MANIFEST = "manifest.json"
+_RESULTS = "results.zarr"
+_DONE = "done"
 _COMPRESSOR = zarr.codecs.ZstdCodec(level=3)
 
 
@@ -148,121 +151,6 @@ def check_store(name: str, path, resume: bool) -> Path:
     return path
 
 
-class WriterLock:
-    """The lock of one writer of a store: `locks/shard-I-of-N.lock`, made exclusively (a hard
-    link, which fails where the name exists), holding the writer's host and pid. A lock left by
-    a process that is gone (same host, no such pid) is taken over with a warning; a live one is
-    refused, as is a live writer counting shards otherwise (their chunks could overlap).
-
-    **Arguments:**
-
-    - `path`: the store's folder.
-    - `shard`: (index, count) of the writer among those of the store.
-    - `name`: the parameter that gave `path`, for messages.
-    """
-
-    def __init__(self, path: Path, shard: tuple[int, int], name: str = "store"):
-        self.path, self.shard, self.name = Path(path), shard, name
-        self.file = self.path / _LOCKS / f"shard-{shard[0]}-of-{shard[1]}.lock"
-        self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "shard": list(shard)}
-
-    def acquire(self) -> None:
-        """Takes the lock (making the folders), or raises `ValueError` naming the holder.
-
-        **Returns:** nothing.
-        """
-        while not self._create():
-            holder = _read_lock(self.file)
-            if holder is not None and not self._taken_over(self.file, holder):
-                self._refuse(self.file, holder, "a second writer of one shard is refused")
-        for other in self.file.parent.glob("*.lock"):
-            holder = _read_lock(other)
-            if (other == self.file or holder is None or holder["shard"][1] == self.shard[1]
-                    or self._taken_over(other, holder)):
-                continue
-            self.release()
-            self._refuse(other, holder, f"shard {self.shard[0]}/{self.shard[1]} could share "
-                         "chunks with it: every writer of a store must count shards alike")
-
-    def _create(self) -> bool:
-        """Whether the lock file could be made (it did not exist)."""
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        written = self.file.with_name(f".{self.file.name}.{socket.gethostname()}."
-                                      f"{os.getpid()}.{threading.get_ident()}")
-        try:
-            written.write_text(json.dumps(self.holder))
-            os.link(written, self.file)
-        except FileExistsError:
-            return False
-        except FileNotFoundError:  # `locks` removed meanwhile by a writer that ended
-            return self._create()
-        finally:
-            written.unlink(missing_ok=True)
-        return True
-
-    def _taken_over(self, file: Path, holder: dict) -> bool:
-        """Whether the lock `file` of `holder` was stale and is now removed (with a warning)."""
-        if not _stale(holder):
-            return False
-        aside = file.with_name(f".{file.name}.{os.getpid()}.stale")
-        try:  # a rename succeeds for one taker only
-            os.rename(file, aside)
-        except FileNotFoundError:
-            return True
-        taken = _read_lock(aside) == holder
-        if not taken:  # a new writer took it meanwhile: give it back
-            os.link(aside, file)
-        aside.unlink()
-        if taken:
-                warnings.warn(f"`{self.name}` = '{self.path}': took over the lock {file.name} of "
-                          f"process {holder['pid']} on {holder['host']}, which is gone.",
-                          stacklevel=4)
-        return taken
-
-    def _refuse(self, file: Path, holder: dict, why: str) -> None:
-        raise ValueError(f"`{self.name}` = '{self.path}' is being written by shard "
-                         f"{holder['shard'][0]}/{holder['shard'][1]}, process {holder['pid']} on "
-                         f"{holder['host']} (lock {file}): {why}. Wait for it to finish or stop "
-                         "it (a lock whose process is gone is taken over on its host; from "
-                         "another host, remove the file).")
-
-    def release(self) -> None:
-        """Removes the lock (if still this writer's), and `locks` if empty.
-
-        **Returns:** nothing.
-        """
-        if _read_lock(self.file) == self.holder:
-            self.file.unlink()
-        try:
-            self.file.parent.rmdir()
-        except OSError:  # other writers' locks
-            pass
-
-
-def _read_lock(file: Path) -> dict | None:
-    """A lock's holder; None where the lock is gone."""
-    try:
-        return json.loads(file.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        raise ValueError(f"The lock {file} cannot be read: remove it if no sweep is writing "
-                         "the store.") from None
-
-
-def _stale(holder: dict) -> bool:
-    """Whether a lock's holder is a process on this host that is gone."""
-    if holder["host"] != socket.gethostname():
-        return False
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        pass
-    return False
-
-
 class SweepStore:
     """The folder `path` of one sweep, described by `manifest`, as one writer sees it: opening
     checks the folder (`check_store`) and that a sweep stored there is this one, and takes the
@@ -288,7 +176,8 @@ class SweepStore:
                  resume: bool = False, shard: tuple[int, int] = (0, 1),
                  process: tuple[int, int] = (0, 1), name: str = "store"):
         self.path = check_store(name, path, resume)
-        self.results, self.name = self.path / _RESULTS, name
+        self.results = self.path / _RESULTS
+        self.name = name
         try:
             self.manifest = json.loads(json.dumps(manifest, allow_nan=False))
         except (TypeError, ValueError) as error:
@@ -296,9 +185,11 @@ class SweepStore:
                              "`metadata` must hold only dicts, lists, strings, finite numbers, "
                              "booleans and None.") from error
         self._check_same(read_manifest(self.path))
-        self.coordinates, self.describe = coordinates, describe
+        self.coordinates = coordinates
+        self.describe = describe
         self.writer = {"shard": list(shard), "processes": process[1]}
-        self._made_lock, self._made = threading.Lock(), False
+        self._made_lock = threading.Lock()  # one writer's threads make the store once
+        self._made = False
         self._new = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.lock = WriterLock(self.path, (shard[0] * process[1] + process[0],
                                            shard[1] * process[1]), name)
