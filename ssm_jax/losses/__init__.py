@@ -9,8 +9,9 @@ Each maps outputs and labels to one loss per example; the `Objective` takes the 
   labels in {-1, +1}; margin losses (`AbstractMarginLoss`) through the margin m_i = y_i f(x_i).
 
 Each kind owns its label convention (which labels are allowed, the class index metrics use,
-the label of padding, what counts as correct), so that objectives, metrics and padding ask the
-loss instead of telling the kinds apart.
+the label of padding, what counts as correct) and says whether it is the square loss of the
+logits (`square_targets`), so that objectives, metrics, padding and the dynamics' exact
+reductions ask the loss instead of telling the kinds apart.
 
 Each loss also defines `progress`: how far an example's correct-class output has gone from
 its value at zero outputs to its fitted value (0 at the start, 1 when fit). A class's learning

@@ -30,7 +30,9 @@ class AbstractLoss(eqx.Module):
       (1), from which learning times are read;
     - its label convention: `check_labels` (which labels are allowed and how many classes they
       imply), `class_index` (the class 0..k-1 the per-class metrics file an example under),
-      `padding_label`, `correct` and `correct_output`.
+      `padding_label`, `correct` and `correct_output`;
+    - `square_targets(num_classes)`: the per-class targets where it is the square loss of the
+      outputs, None otherwise (what exact reductions of the square-loss flow ask for).
 
     Subclass `AbstractClassLoss` (logits and class indices) or `AbstractBinaryLoss` (one output
     and labels -1/+1), which supply the label convention, rather than this class.
@@ -92,6 +94,22 @@ class AbstractLoss(eqx.Module):
     @abc.abstractmethod
     def correct(self, outputs: Array, labels: Array) -> Bool[Array, " n"]:
         """Whether each example is classified correctly; False for padding."""
+
+    @abc.abstractmethod
+    def square_targets(self, num_classes: int, dtype=None) -> Float[Array, "k k"] | None:
+        """The targets t_c where this loss is the square loss (1/2)|z - t_y|^2 of logits z,
+        with a target that depends on the class alone; None for any other loss.
+
+        Its gradient in the outputs is then z - t_y, affine with one offset per class, which
+        is what exact reductions of the flow (class-affine coordinates) rely on.
+
+        **Arguments:**
+
+        - `num_classes`: k.
+        - `dtype`: the targets' dtype; default the default floating dtype.
+
+        **Returns:** the targets, one row per class, (k, k); or None.
+        """
 
 
 def correct_class_outputs(outputs: Float[Array, "n k"], labels: Int[Array, " n"]):
@@ -189,6 +207,10 @@ class AbstractBinaryLoss(AbstractLoss):
 
     def correct(self, outputs, labels):
         return margins(outputs, labels) > 0
+
+    def square_targets(self, num_classes, dtype=None):
+        # One output per example, not one per class: no class loss's targets.
+        return None
 
 
 class AbstractMarginLoss(AbstractBinaryLoss):

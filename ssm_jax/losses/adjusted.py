@@ -74,6 +74,9 @@ class AbstractAdjustedCrossEntropy(AbstractClassLoss):
     def progress(self, outputs, labels):
         return cross_entropy.progress(outputs, labels)
 
+    def square_targets(self, num_classes, dtype=None):
+        return None
+
 
 class LogitAdjusted(AbstractAdjustedCrossEntropy):
     """Logit-adjusted cross-entropy (Menon et al. 2021): -log softmax(z + tau log pi)_y.

@@ -29,6 +29,10 @@ class Square(AbstractClassLoss):
         correct = self.correct_output(outputs, labels)
         return correct / (1.0 - 1.0 / k) if self.center else correct
 
+    def square_targets(self, num_classes, dtype=None):
+        return self._targets(jnp.zeros((num_classes, num_classes), dtype),
+                             jnp.arange(num_classes))
+
 
 class CrossEntropy(AbstractClassLoss):
     """-log softmax(z)_y. Progress is the correct-class probability, rescaled from chance 1/k."""
@@ -41,6 +45,9 @@ class CrossEntropy(AbstractClassLoss):
         k = outputs.shape[-1]
         p = jnp.exp(-self(outputs, labels))
         return (p - 1.0 / k) / (1.0 - 1.0 / k)
+
+    def square_targets(self, num_classes, dtype=None):
+        return None
 
 
 class Logistic(AbstractMarginLoss):
