@@ -17,9 +17,10 @@ import numpy as np
 
 
 def unrolls(solver) -> bool:
-    """Whether `step` unrolls `solver`: an explicit Runge-Kutta solver with one tableau."""
+    """Whether `step` unrolls `solver`: an explicit Runge-Kutta solver with one tableau (not
+    one that a wrapper such as `Unrolled` forwards `isinstance` checks to)."""
     return isinstance(solver, diffrax.AbstractERK) and isinstance(
-        solver.tableau, diffrax.ButcherTableau)
+        getattr(solver, "tableau", None), diffrax.ButcherTableau)
 
 
 def _combine(row, ks):
@@ -103,7 +104,8 @@ class Unrolled(diffrax.AbstractWrappedSolver):
     def __check_init__(self):
         if not unrolls(self.solver):
             raise ValueError(f"`solver` = {type(self.solver).__name__} is not allowed: "
-                             "expected an explicit Runge-Kutta solver with one tableau.")
+                             "expected an explicit Runge-Kutta solver with one tableau (not "
+                             "one already unrolled).")
 
     @property
     def term_structure(self):
@@ -134,3 +136,28 @@ class Unrolled(diffrax.AbstractWrappedSolver):
 
     def func(self, terms, t0, y0, args):
         return self.solver.func(terms, t0, y0, args)
+
+
+def unrolled(solver: diffrax.AbstractSolver) -> diffrax.AbstractSolver:
+    """`solver` stepping with its stages unrolled where that is possible.
+
+    **Arguments:**
+
+    - `solver`: a diffrax solver.
+
+    **Returns:** `Unrolled(solver)` where `unrolls(solver)`; otherwise `solver` as it is (one
+    already `Unrolled`, or one without a single explicit tableau).
+    """
+    return Unrolled(solver) if unrolls(solver) else solver
+
+
+def stepped(solver: diffrax.AbstractSolver) -> diffrax.AbstractSolver:
+    """The solver whose steps `solver` takes: the one an `Unrolled` wraps, or `solver`.
+
+    **Arguments:**
+
+    - `solver`: a diffrax solver.
+
+    **Returns:** the diffrax solver that names the method (its tableau, its evaluations).
+    """
+    return solver.solver if isinstance(solver, Unrolled) else solver
