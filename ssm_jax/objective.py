@@ -25,7 +25,7 @@ import numpy as np
 from . import _validate
 from .losses import AbstractLoss, correct_class_outputs
 from .metrics.per_class import class_means, mode_strengths
-from .models import AbstractModel, output_shape
+from .models import AbstractModel, output_shape, pad_axis
 from .schedules import AbstractWeightSchedule, ConstantWeights, weight_schedule
 
 
@@ -100,6 +100,29 @@ class AbstractObjective(eqx.Module):
         (0,) for an objective that does not change with time (`no_jumps()`)."""
 
 
+class AbstractPaddableObjective(AbstractObjective):
+    """An objective over a set of examples that it can extend with padding, so that sweep
+    members of different sizes share one batch and one compilation.
+
+    A new one provides, besides what every objective does, `pad_examples(size)`.
+    """
+
+    @abc.abstractmethod
+    def pad_examples(self, size: int) -> "AbstractPaddableObjective":
+        """This objective with `size` examples, those beyond its own padding: zero weight, a
+        label of no class and zero inputs, so that they receive no gradient, add nothing to
+        the value and belong to no class in the metrics. Per-class weights (constant or on a
+        schedule) stay as they are.
+
+        **Arguments:**
+
+        - `size`: the number of examples after padding, at least the current number.
+
+        **Returns:** an objective of the same type whose per-example arrays have `size`
+        entries.
+        """
+
+
 def no_jumps() -> Float[Array, " 0"]:
     """The jump times of an objective that does not change with time: none."""
     return jnp.zeros((0,), dtype=jnp.result_type(float))
@@ -119,7 +142,7 @@ def _check_l2(l2):
     return jnp.asarray(l2, dtype=jnp.result_type(float))
 
 
-class Objective(AbstractObjective):
+class Objective(AbstractPaddableObjective):
     """Weighted empirical risk (loss re-weighting).
 
     **Arguments:**
@@ -229,6 +252,13 @@ class Objective(AbstractObjective):
         out["loss"] = self(model)
         return out
 
+    def pad_examples(self, size):
+        labels = pad_axis(self.labels, size, 0, self.loss.padding_label)
+        weights = pad_axis(self.example_weights, size, 0)
+        inputs = None if self.inputs is None else pad_axis(self.inputs, size, 0)
+        return eqx.tree_at(lambda o: (o.labels, o.example_weights, o.inputs), self,
+                           (labels, weights, inputs), is_leaf=lambda x: x is None)
+
     def minibatch(self, key, batch_size: int) -> "Objective":
         """The objective on a random batch, an unbiased estimate of the full objective: zero
         weight on the examples not drawn and n/B on the B drawn, so that the shapes (and the
@@ -251,7 +281,7 @@ class Objective(AbstractObjective):
         return eqx.tree_at(lambda o: o.example_weights, self, self.example_weights * scale)
 
 
-class TargetFit(AbstractObjective):
+class TargetFit(AbstractPaddableObjective):
     """Fit of a target matrix by the model's output matrix Z = outputs^T (target re-weighting).
 
     **Arguments:**
@@ -317,6 +347,13 @@ class TargetFit(AbstractObjective):
 
     def at(self, t):
         return self  # the target does not change with time
+
+    def pad_examples(self, size):
+        # Padding columns: zero target, label -1 (no class), zero rows of V (outside every mode).
+        U, s, V = self.modes
+        return eqx.tree_at(lambda o: (o.target, o.labels, o.modes), self,
+                           (pad_axis(self.target, size, 1), pad_axis(self.labels, size, 0, -1),
+                            (U, s, pad_axis(V, size, 0))))
 
     def jump_times(self):
         return no_jumps()

@@ -10,6 +10,9 @@ models, nothing) to outputs of shape (n, k), one row per example.
 linear predictor, which the separable-data metrics compare with the max-margin direction.
 - `MLP`, `CNN`: small networks with optional batch norm and dropout, for the digits.
 
+A model pads itself to more examples (`pad_examples`): its `per_example` fields get zero
+slices, so that sweep members of different sizes share one batch.
+
 Each has a small Gaussian initialization (entries of standard deviation `init_scale`) and an
 aligned, balanced one (`.aligned(...)`) under which gradient flow has a closed form.
 """
@@ -19,6 +22,8 @@ from ._base import (
     AbstractModel as AbstractModel,
     aligned_factors as aligned_factors,
     output_shape as output_shape,
+    pad_axis as pad_axis,
+    per_example as per_example,
     target_modes as target_modes,
 )
 from .deep_linear import DeepLinear as DeepLinear

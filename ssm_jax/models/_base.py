@@ -2,6 +2,8 @@
 balanced factors under which gradient flow has a closed form."""
 
 import abc
+import dataclasses
+from typing import Self
 
 import equinox as eqx
 import jax
@@ -17,8 +19,8 @@ class AbstractModel(eqx.Module):
     """A model: parameters only, as array leaves, and the map from inputs to outputs.
 
     A new model provides `__call__(inputs)`, the outputs (n, k) of every example; a model on
-    free features (one parameter column per example) takes no inputs, and registers how it
-    pads to more examples with `ssm_jax.sweeps.pad_examples.register`. Everything the
+    free features (one parameter column per example) takes no inputs, and declares those
+    fields with `per_example(axis)`, which is all `pad_examples` needs. Everything the
     dynamics differentiate is a floating-point array leaf; settings that are not trained are
     static fields. A model whose outputs are linear in its inputs is an
     `AbstractLinearPredictor`.
@@ -35,10 +37,66 @@ class AbstractModel(eqx.Module):
         **Returns:** the outputs, (n, k).
         """
 
+    def pad_examples(self, size: int) -> Self:
+        """This model for `size` examples: each field declared `per_example(axis)` gets zero
+        slices along its axis up to `size`. Zero free features receive no gradient from
+        zero-weight examples and stay zero, so a padded member moves as the unpadded one.
+        A model without such fields (one on inputs) is returned as it is.
+
+        **Arguments:**
+
+        - `size`: the number of examples after padding, at least the current number.
+
+        **Returns:** a model of the same type.
+        """
+        fields = [f for f in dataclasses.fields(self)
+                  if _EXAMPLE_AXIS in f.metadata and getattr(self, f.name) is not None]
+        if not fields:
+            return self
+        padded = tuple(pad_axis(getattr(self, f.name), size, f.metadata[_EXAMPLE_AXIS])
+                       for f in fields)
+        return eqx.tree_at(lambda m: tuple(getattr(m, f.name) for f in fields), self, padded)
+
     def l2_penalty(self) -> Float[Array, ""]:
         """(1/2) |theta|^2 over the parameters: every floating-point array leaf, unless the
         model also keeps arrays that are not parameters and says so here."""
         return l2_penalty(self)
+
+
+_EXAMPLE_AXIS = "example_axis"
+
+
+def per_example(axis: int):
+    """A model's field with one slice per example along `axis` (free features), which
+    `AbstractModel.pad_examples` pads with zeros; the field may hold None.
+
+    **Arguments:**
+
+    - `axis`: the examples' axis of the field's array.
+
+    **Returns:** an `equinox.field` for the model's class body.
+    """
+    return eqx.field(metadata={_EXAMPLE_AXIS: axis})
+
+
+def pad_axis(x: Array, size: int, axis: int, value=0) -> Array:
+    """`x` padded with `value` along `axis` up to `size` entries.
+
+    **Arguments:**
+
+    - `x`: an array.
+    - `size`: its length along `axis` after padding, at least the current one.
+    - `axis`: the axis to pad.
+    - `value`: the value of the new entries.
+
+    **Returns:** the padded array.
+    """
+    if size < x.shape[axis]:
+        raise ValueError(f"`size` = {size} is not allowed: padding cannot drop examples; "
+                         f"expected at least {x.shape[axis]}, the current number.")
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, widths, constant_values=value)
 
 
 class AbstractLinearPredictor(AbstractModel):

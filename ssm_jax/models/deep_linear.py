@@ -6,7 +6,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _validate
-from ._base import AbstractLinearPredictor, aligned_factors, check_init, gaussian
+from ._base import (
+    AbstractLinearPredictor,
+    aligned_factors,
+    check_init,
+    gaussian,
+    per_example,
+)
 
 
 class DeepLinear(AbstractLinearPredictor):
@@ -27,7 +33,7 @@ class DeepLinear(AbstractLinearPredictor):
     """
 
     weights: tuple[Float[Array, "_ _"], ...]
-    features: Float[Array, "d n"] | None
+    features: Float[Array, "d n"] | None = per_example(axis=1)
     b: Float[Array, " k"] | None
 
     def __init__(self, out_features: int, width: int, depth: int, *, in_features=None,

@@ -7,7 +7,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import numpy as np
 
 from .. import _validate
-from ._base import AbstractModel, aligned_factors, check_init, gaussian
+from ._base import AbstractModel, aligned_factors, check_init, gaussian, per_example
 
 
 class SSM(AbstractModel):
@@ -24,7 +24,7 @@ class SSM(AbstractModel):
     """
 
     W: Float[Array, "k d"]
-    H: Float[Array, "d m"]
+    H: Float[Array, "d m"] = per_example(axis=1)
 
     def __init__(self, shape, dim: int, *, init_scale=1e-3, key: PRNGKeyArray):
         check_init(init_scale, key, dim=dim)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _validate
 from ..data.imbalance import _check_counts, labels_from_counts
-from ._base import AbstractModel, check_init, gaussian
+from ._base import AbstractModel, check_init, gaussian, per_example
 
 
 class UFM(AbstractModel):
@@ -25,7 +25,7 @@ class UFM(AbstractModel):
     """
 
     W: Float[Array, "k d"]
-    H: Float[Array, "d n"]
+    H: Float[Array, "d n"] = per_example(axis=1)
     b: Float[Array, " k"] | None
 
     def __init__(self, counts, dim: int, *, init_scale=1e-3, key: PRNGKeyArray, bias=False):
