@@ -9,8 +9,8 @@ the largest), gamma ~ U[0, 1], Tsit5 with rtol 1e-4 and atol 1e-6, 100 saves on 
 Paths:
 - loop:        a Python loop of single jitted solves (`gradient_flow`, one compilation)
 - naive vmap:  `jax.vmap(diffrax.diffeqsolve)` written the obvious way (RMS-norm PID)
-- sweep map:   `ssm_jax.sweep`, batching="map" (lax.map inside one call; the CPU default)
-- sweep vmap:  `ssm_jax.sweep`, batching="vmap", members ordered by predicted step count
+- sweep map:   `ssm_jax.sweep`, batching=Map() (lax.map inside one call; the CPU default)
+- sweep vmap:  `ssm_jax.sweep`, batching=Vmap(), members ordered by predicted step count
 """
 
 import argparse
@@ -45,8 +45,9 @@ def main():
     member_problem = lambda member: make_problem(**points[member])  # noqa: E731
     flow = sj.Flow(args.t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     key = lambda member: predicted_steps(t1=args.t1, **points[member])  # noqa: E731
-    for name, kwargs in (("sweep map", dict(batching="map", chunk_size=args.batch)),
-                         ("sweep vmap", dict(batching="vmap", chunk_size=min(args.batch, 64),
+    for name, kwargs in (("sweep map", dict(batching=sj.sweeps.Map(), chunk_size=args.batch)),
+                         ("sweep vmap", dict(batching=sj.sweeps.Vmap(),
+                                             chunk_size=min(args.batch, 64),
                                              order_by=key))):
         results[name] = timed(lambda kw=kwargs: sj.sweep(member_problem, grid, dynamics=flow,
                                                          pad_to=n_max, **kw))

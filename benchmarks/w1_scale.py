@@ -8,7 +8,7 @@ Paths:
 - today:   `ssm_jax.sweep` as it ran before vectorized builds (`sweep_throughput.py`, 3.8
            traj/s in `peers.py`): every member built in Python, all padded to the largest n
            (`pad_to` = max n, `max_buckets` = 1), batching "map", one chunk on one device,
-           diffrax's own Runge-Kutta step (`Flow(unroll=False)`).
+           diffrax's own Runge-Kutta step (`Map(unroll=False)`).
 - new:     `ssm_jax.sweep(ConfiguredProblem, Points, vectorized=True, ...)`, each given by a
            spec `batching[:L<lanes>][:b<min bucket>][:c<chunk size>][:affine]`, e.g.
            "refill:L8" or "map:b16:c8:affine". "affine" integrates the flow in class-affine
@@ -58,6 +58,7 @@ from w1 import (
 )
 
 import ssm_jax as sj
+from ssm_jax.sweeps.batching import batching_named
 from ssm_jax.sweeps.config import ConfiguredProblem
 
 DEFAULT_PATHS = ("map", "map:b16:c8", "refill:L4", "refill:L8", "refill:L16",
@@ -67,17 +68,19 @@ FIXED = dict(model="ufm", loss="square", num_classes=10, minority_size=10, dim=3
 
 
 def parse_spec(spec: str) -> dict:
-    """"refill:L8:b16:c16:affine" -> dict(batching="refill", lanes=8, min_bucket=16,
+    """"refill:L8:b16:c16:affine" -> dict(batching=Refill(lanes=8), min_bucket=16,
     chunk_size=16, coordinates="class_affine")."""
     batching, *knobs = spec.split(":")
     names = {"L": "lanes", "b": "min_bucket", "c": "chunk_size"}
-    out = dict(batching=batching, coordinates="parameters")
+    out = dict(batching=batching_named(batching), coordinates="parameters")
     for knob in knobs:
         if knob == "affine":
             out["coordinates"] = "class_affine"
         elif knob[:1] not in names or not knob[1:].isdigit():
             raise ValueError(f"`--paths` entry {spec!r} has knob {knob!r}: expected L<lanes>, "
                              "b<min bucket>, c<chunk size> or affine.")
+        elif knob[0] == "L":
+            out["batching"] = sj.sweeps.Refill(lanes=int(knob[1:]))
         else:
             out[names[knob[0]]] = int(knob[1:])
     return out
@@ -102,10 +105,11 @@ def sweep_paths(points, n_max, specs, t1):
     """{name: function running that path's sweep}."""
     grid = sj.Grid(member=np.arange(len(points)))
     # Today's sweep as it ran before: diffrax's own step, one device.
-    before = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, unroll=False)
+    before = sj.Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL)
     paths = {"today": lambda: sj.sweep(lambda member: make_problem(**points[member]), grid,
                                        dynamics=before, pad_to=n_max, max_buckets=1,
-                                       batching="map", chunk_size=len(points),
+                                       batching=sj.sweeps.Map(unroll=False),
+                                       chunk_size=len(points),
                                        devices=jax.local_devices()[:1])}
     design = sj.Points(ratio=[p["ratio"] for p in points], power=[p["power"] for p in points],
                        seed=[p["seed"] for p in points])

@@ -32,6 +32,7 @@ import ssm_jax as sj
 from ssm_jax._timing import timed_call
 from ssm_jax.data.imbalance import step_counts
 from ssm_jax.dynamics import Flow, objective_metrics
+from ssm_jax.dynamics.erk import Unrolled
 from ssm_jax.sweeps.config import ConfiguredProblem
 from ssm_jax.sweeps.problems import imbalance_problem
 from ssm_jax.sweeps.vectorized import build_batch
@@ -95,7 +96,8 @@ def make_runner(static, t1: float, batching: str, metrics=objective_metrics, unr
     """A chunk of members -> (summaries, num_steps, status): `Flow.run` under vmap or
     lax.map, jitted (one compilation per chunk shape); `unroll=False` steps with diffrax's
     own Runge-Kutta step, as before the stages were unrolled."""
-    flow = Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS, unroll=unroll)
+    solver = Unrolled(diffrax.Tsit5()) if unroll else diffrax.Tsit5()
+    flow = Flow(t1, num_saves=SAVES, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS, solver=solver)
     ts = flow.record_times()
 
     def member(args):

@@ -10,7 +10,7 @@ Paths:
 - baseline: `w2_class_ssm.run_all` with batching "map": members built by one vmap, chunks
   run under `lax.map` with diffrax's own step on one device (the fastest path before the
   sweep engine was reworked); its run seconds exclude compilation;
-- sweep: `sj.sweep(problem, sj.Points(...), vectorized=True, batching=..., lanes=...)`,
+- sweep: `sj.sweep(problem, sj.Points(...), vectorized=True, batching=Refill(lanes=...))`,
   members ordered by the cost key, one compilation per device; its chunks spread over the
   local devices (`sj.use_cpu_cores()`: one CPU device per core, or `JAX_NUM_CPU_DEVICES`).
   Its run seconds are the wall seconds of the fastest warm rerun (`--repeats`; build, checks
@@ -47,6 +47,12 @@ from w2_class_ssm import (
 )
 
 import ssm_jax as sj
+from ssm_jax.sweeps.batching import batching_named
+
+
+def _batching(name: str, lanes: int | None):
+    """The batching a `--paths` entry names: "map", "vmap" or "refill" with its lanes."""
+    return sj.sweeps.Refill(lanes=lanes) if name == "refill" else batching_named(name)
 
 
 def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=0):
@@ -62,7 +68,7 @@ def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=
         done = []
         start = time.perf_counter()
         ds = sj.sweep(w2_problem(k, dim), design, dynamics=flow, metrics=lean_metrics,
-                      vectorized=True, batching=batching, lanes=lanes, chunk_size=chunk,
+                      vectorized=True, batching=_batching(batching, lanes), chunk_size=chunk,
                       order_by=lambda ratio, power, **_: cost_key(ratio, power, t1, k),
                       store=store, progress=lambda d, n, done=done: done.append(
                           (time.perf_counter(), d)))

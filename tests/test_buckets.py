@@ -12,10 +12,11 @@ import pytest
 import ssm_jax as sj
 from ssm_jax.dynamics import objective_metrics
 from ssm_jax.sweeps.execute import ChunkRunner
+from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.plan import make_plan, size_buckets
 from ssm_jax.sweeps.problems import imbalance_problem, num_examples
 
-execute = importlib.import_module("ssm_jax.sweeps.execute")
+execute = importlib.import_module("ssm_jax.sweeps.batching.memberwise")
 
 
 def test_buckets_are_bounded_and_hold_their_members():
@@ -63,8 +64,9 @@ def test_one_compilation_per_bucket_and_the_numbers_of_padding_to_the_largest():
     sizes = num_examples(**fixed, **design)  # 28, 4, 5, 26
     plan = make_plan(4, None, 2, num_examples=sizes, max_buckets=2)
     assert plan.bucket_sizes == (5, 28) and plan.chunks == ((1, 2), (0, 3))
-    runner = ChunkRunner(make_problem, design, int(sizes.max()), sj.Flow(t1=0.7, num_saves=4),
-                         objective_metrics, "map", vectorized=True)
+    runner = ChunkRunner(as_problem(make_problem), design, int(sizes.max()),
+                         sj.Flow(t1=0.7, num_saves=4), objective_metrics, sj.sweeps.Map(),
+                         vectorized=True)
     device = jax.devices()[0]
     before = eqx.debug.get_num_traces(execute._run_chunk)
     bucketed = [runner(plan.filled(c), device, plan.padded_size(c)) for c in range(2)]

@@ -18,7 +18,7 @@ import xarray as xr
 from ssm_jax import plots
 from ssm_jax.cli.experiments import schedules as schedules_command
 from ssm_jax.experiments import schedules as study
-from ssm_jax.sweeps import execute
+from ssm_jax.sweeps.batching import memberwise as execute
 
 matplotlib.use("Agg")
 

@@ -12,7 +12,7 @@ import xarray as xr
 
 import ssm_jax as sj
 
-sweep_module = importlib.import_module("ssm_jax.sweeps.execute")  # runs the compiled chunks
+sweep_module = importlib.import_module("ssm_jax.sweeps.batching.memberwise")  # compiled chunks
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402
@@ -59,10 +59,10 @@ def test_padded_members_equal_unpadded_runs(reference):
 
 
 @pytest.mark.parametrize("kwargs", [dict(chunk_size=1), dict(chunk_size=12),
-                                    dict(chunk_size=4, batching="vmap"),
+                                    dict(chunk_size=4, batching=sj.sweeps.Vmap()),
                                     dict(chunk_size=5, order_by=lambda ratio, **_: -ratio)])
 def test_chunking_order_and_batching_change_no_number(reference, kwargs):
-    rtol = 1e-10 if kwargs.get("batching") == "vmap" else 0.0
+    rtol = 1e-10 if isinstance(kwargs.get("batching"), sj.sweeps.Vmap) else 0.0
     _assert_same(sp.run(**kwargs), reference, rtol=rtol)
 
 
@@ -93,7 +93,7 @@ def test_chunks_that_exhaust_memory_are_split(reference, monkeypatch):
 
 
 def test_vmap_waste_is_measured():
-    ds = sj.sweep(sp.ufm_problem, sp.grid(), t1=300.0, num_saves=5, batching="vmap",
+    ds = sj.sweep(sp.ufm_problem, sp.grid(), t1=300.0, num_saves=5, batching=sj.sweeps.Vmap(),
                   chunk_size=12)
     steps = ds.num_steps.values
     assert float(ds.chunk_waste[0]) == pytest.approx(1 - steps.mean() / steps.max())
@@ -125,8 +125,8 @@ def test_bad_input_stops_before_compute():
     with pytest.raises(ValueError, match="ratio"):
         sj.sweep(sp.ufm_problem, sj.Grid(ratio=[2.0, 0.5], power=[0.0], init_scale=[1e-2],
                                           seed=[0]), t1=10.0)
-    with pytest.raises(ValueError, match="batching"):
-        sp.run(batching="pmap")
+    with pytest.raises(ValueError, match="`batching` = 'vmap' is not allowed: expected a "):
+        sp.run(batching="vmap")  # names are for configuration files and the command line
     assert eqx.debug.get_num_traces(sweep_module._run_chunk) == before
 
 

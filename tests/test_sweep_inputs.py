@@ -14,7 +14,7 @@ import pytest
 
 import ssm_jax as sj
 
-execute = importlib.import_module("ssm_jax.sweeps.execute")
+execute = importlib.import_module("ssm_jax.sweeps.batching.memberwise")
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402
@@ -56,7 +56,7 @@ def test_numeric_settings_are_refused_before_compute(tmp_path):
     _refused(lambda: _sweep(store, dynamics=sj.Flow(10.0)), "`t1` = 100.0", "both given",
              store=store)
     _refused(lambda: _sweep(store, t1=None), "`t1`", "`dynamics`", store=store)
-    _refused(lambda: _sweep(store, batching="pmap"), "`batching` = 'pmap'", "'vmap'",
+    _refused(lambda: _sweep(store, batching="pmap"), "`batching` = 'pmap'", "Vmap()",
              store=store)
     _refused(lambda: _sweep(store, devices=[]), "`devices` = []", "at least one", store=store)
 
@@ -158,7 +158,7 @@ def test_output_folders_are_refused_before_compute(tmp_path, read_only):
 
 
 def _failing_after(calls: int, monkeypatch):
-    """`_run_chunk` that fails from its `calls + 1`-th call on."""
+    """The compiled chunk, failing from its `calls + 1`-th call on."""
     original = execute._run_chunk
     count = [0]
 

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from ssm_jax.sweeps.plan import MAP_CHUNK, MAX_CHUNK, chunk_size_for_memory, make_plan, padded_size
+from ssm_jax.sweeps import Map, Refill, Vmap
+from ssm_jax.sweeps.batching._base import MAX_CHUNK
+from ssm_jax.sweeps.batching.lanes import REFILL_CPU_CHUNK
+from ssm_jax.sweeps.batching.sequential import MAP_CHUNK
+from ssm_jax.sweeps.plan import make_plan, padded_size
 
 
 def test_members_run_in_key_order_ties_in_grid_order():
@@ -47,11 +51,14 @@ def test_a_resumed_plan_skips_the_chunks_done():
     assert other.todo == (3,) and other.members_done == 6
 
 
-def test_chunk_size_from_memory():
-    assert chunk_size_for_memory(1000, 10_000, "vmap") == 5  # half the free memory
-    assert chunk_size_for_memory(1000, 100, "vmap") == 1
-    assert chunk_size_for_memory(1, 10**12, "vmap") == MAX_CHUNK
-    assert chunk_size_for_memory(1000, 10_000, "map") == MAP_CHUNK
+def test_each_batching_sizes_its_chunks():
+    assert Vmap().chunk_size(1000, 10_000, "gpu") == 5  # half the free memory
+    assert Vmap().chunk_size(1000, 100, "gpu") == 1
+    assert Vmap().chunk_size(1, 10**12, "gpu") == MAX_CHUNK
+    assert Map().chunk_size(1000, 10_000, "cpu") == MAP_CHUNK
+    assert Refill().chunk_size(1000, 10_000, "cpu") == REFILL_CPU_CHUNK
+    assert Refill().chunk_size(1000, 10_000, "gpu") == 5
+    assert Refill().num_lanes(64, "gpu") == 16 and Refill(lanes=100).num_lanes(64, "cpu") == 64
 
 
 def test_padded_size():

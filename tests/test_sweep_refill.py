@@ -25,7 +25,7 @@ MAP_PROGRESS = []
 
 @pytest.fixture(scope="module")
 def one_by_one():
-    return sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, batching="map", chunk_size=8,
+    return sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, batching=sj.sweeps.Map(), chunk_size=8,
                     progress=lambda done, total: MAP_PROGRESS.append(done))
 
 
@@ -36,8 +36,8 @@ def test_map_reports_each_member_as_it_ends(one_by_one):
 
 def test_refill_lanes_give_each_members_numbers(one_by_one):
     calls = []
-    ds = sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, vectorized=True, batching="refill",
-                  lanes=3, chunk_size=8, order_by=lambda ratio, **_: -np.asarray(ratio),
+    ds = sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, vectorized=True,
+                  batching=sj.sweeps.Refill(lanes=3), chunk_size=8, order_by=lambda ratio, **_: -np.asarray(ratio),
                   predict=_predict, progress=lambda done, total: calls.append((done, total)))
     assert ds.class_progress.dims[:2] == ("point", "time")
     np.testing.assert_array_equal(ds.ratio.values, DESIGN.coordinates()["ratio"])
@@ -73,10 +73,10 @@ def test_vectorized_order_and_predict_are_called_once_with_arrays():
 
 def test_refill_is_refused_where_it_cannot_run():
     train = sj.Train(optax.sgd(0.1), steps=5)
-    with pytest.raises(ValueError, match="`batching` = 'refill' is not allowed"):
-        sj.sweep(PROBLEM, DESIGN, dynamics=train, batching="refill")
+    with pytest.raises(ValueError, match=r"`batching` = Refill\(...\) is not allowed"):
+        sj.sweep(PROBLEM, DESIGN, dynamics=train, batching=sj.sweeps.Refill())
     with pytest.raises(ValueError, match="`lanes` = 0 is not allowed"):
-        sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, batching="refill", lanes=0)
+        sj.sweeps.Refill(lanes=0)
     # A bad setting is refused from the design's arrays, before anything is traced.
     bad = sj.Points(ratio=[2.0, 0.5], power=[0.0, 1.0])
     with pytest.raises(ValueError, match="`ratio` = 0.5 at point 1"):

@@ -13,6 +13,7 @@ import ssm_jax as sj
 from ssm_jax.data.imbalance import padded_labels, step_counts
 from ssm_jax.dynamics import objective_metrics
 from ssm_jax.sweeps.execute import ChunkRunner
+from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.member_checks import check_members
 from ssm_jax.sweeps.padding import pad_problem
 from ssm_jax.sweeps.problems import check_settings, imbalance_problem, num_examples
@@ -56,7 +57,8 @@ def test_vectorized_members_equal_python_built_ones(model, loss):
 def test_vectorized_runner_batches_like_the_python_runner():
     make_problem = functools.partial(imbalance_problem, model="ufm", **FIXED)
     flow = sj.Flow(t1=1.0, num_saves=2)
-    runners = [ChunkRunner(make_problem, points, 20, flow, objective_metrics, "map", seed=3,
+    runners = [ChunkRunner(as_problem(make_problem), points, 20, flow, objective_metrics,
+                           sj.sweeps.Map(), seed=3,
                            vectorized=vectorized) for points, vectorized in
                (([{n: v[i].item() for n, v in SETTINGS.items()} for i in range(4)], False),
                 (SETTINGS, True))]
@@ -65,7 +67,7 @@ def test_vectorized_runner_batches_like_the_python_runner():
     assert eqx.tree_equal(python_static, vector_static)
     for a, b in zip(_leaves(python[:3]), _leaves(vector[:3]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
-    model, objective, _ = runners[1].problem(2)
+    model, objective, _ = runners[1].member(2)
     assert objective.labels.shape == (20,) and float(objective.l2) == 0.0
 
 

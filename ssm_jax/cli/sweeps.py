@@ -45,10 +45,8 @@ def _summary(ds, stored_before: set[int], wall: float) -> str:
     line = f"{total} members: {members} computed in {wall:.1f} s ({spent})"
     if members < total:
         line += f", {total - members} already stored"
-    if ds.attrs.get("batching") == "vmap":
-        line += f"; lockstep waste {100 * ds.attrs['waste']:.0f}%"
-    if ds.attrs.get("batching") == "refill":
-        line += f"; lane efficiency {ds.attrs['lane_efficiency']:.3f}"
+    if ds.attrs.get("waste"):  # members waited for others (lockstep, or lanes' tails)
+        line += f"; lane efficiency {1 - ds.attrs['waste']:.3f} ({ds.attrs['batching']})"
     return line + "; " + _statuses(ds)
 
 

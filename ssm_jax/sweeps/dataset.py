@@ -184,8 +184,8 @@ def _did_not_happen(tree, failed: np.ndarray):
 
 def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record_times,
                   class_groups: ClassGroups | dict[str, list[int]] | None = None,
-                  predictions: dict[str, np.ndarray] | None = None, lockstep: bool = False,
-                  lane_efficiency: float | None = None, **chunk) -> xr.Dataset:
+                  predictions: dict[str, np.ndarray] | None = None, waste: float = 0.0,
+                  **chunk) -> xr.Dataset:
     """One chunk's results as a dataset over `run` (grid indices).
 
     **Arguments:**
@@ -199,11 +199,9 @@ def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record
       (`grid_class_groups`, or one dict for all); `cls` names the groups, and `group_size`
       counts each member's classes per group.
     - `predictions`: {name: value per grid member}, from `grid_predictions`.
-    - `lockstep`: whether members ran vmapped, so that all waited for the slowest.
-    - `lane_efficiency`: member-steps / lane-steps, where members ran in refill lanes.
+    - `waste`: the share of the chunk's work that moved no member (the batching's `waste`).
     - `chunk`: chunk-level numbers (index, compile_seconds, run_seconds, device), kept as
-      attributes `chunk_<name>`, with `chunk_size` and `chunk_waste` (the share of
-      lane-steps that moved no member).
+      attributes `chunk_<name>`, with `chunk_size` and `chunk_waste` (`waste`).
 
     **Returns:** an `xarray.Dataset` over (run, time, cls | mode) with every metric,
     `learning_time`, the statistics and the predictions.
@@ -241,10 +239,6 @@ def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record
     coords = {"run": members, "time": ts}
     if class_groups is not None:
         coords["cls"] = list(class_groups.names)
-    steps = np.asarray(stats["num_steps"]).astype(float)
-    waste = 1 - steps.mean() / steps.max() if lockstep and steps.max() > 0 else 0.0
-    if lane_efficiency is not None:
-        waste = 1 - lane_efficiency
     attrs = {f"chunk_{k}": v for k, v in chunk.items()}
     return xr.Dataset(data, coords=coords,
                       attrs=dict(attrs, chunk_size=n, chunk_waste=float(waste)))

@@ -1,38 +1,29 @@
 """Running a sweep's chunks: each chunk's problems built, padded to one number of examples
-and stacked into one batch, run compiled on one device, and the chunks spread over the
-devices by one worker thread each, taking them from one queue.
+and stacked into one batch, run compiled on one device by the sweep's batching
+(`sweeps.batching`), and the chunks spread over the devices by one worker thread each, taking
+them from one queue.
 
-Members are built in Python (`make_problem`, checked beforehand by `member_checks`), or,
+Members are built in Python (the problem, checked beforehand by `member_checks`), or,
 vectorized, all of a chunk at once (`vectorized`). Each chunk is padded to its own number of
-examples (its size bucket, see `plan`). Inside a chunk, members run
-- "refill" (gradient flows without events; the default on accelerators): in lanes that each
-  step their own member and take the next one when theirs ends (`dynamics.refill`), so no
-  member waits for another; with a progress callback the chunk advances in segments,
-  between which the host reports members done;
-- "map" (the default on CPUs, where batched steps gain little): one after another inside one
-  call (`lax.map`);
-- "vmap": in lockstep, for training and flows with events on accelerators.
+examples (its size bucket, see `plan`).
 """
 
 from collections.abc import Callable, Sequence
 import concurrent.futures
 import dataclasses
-import itertools
 import os
 import threading
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._timing import timed_call
-from ..dynamics import refill
 from ..dynamics.base import AbstractDynamics
+from .batching import AbstractBatching, ChunkOutput
 from .padding import pad_problem
-from .plan import chunk_size_for_memory, member_bytes
-from .vectorized import as_problem, build_batch, member_keys
+from .plan import member_bytes
+from .vectorized import as_member, build_batch, member_keys
 
 
 def _stack(problems, indices):
@@ -62,37 +53,6 @@ _BUILDING = threading.Lock()
 XLA:CPU (both waiting on its thread pool for batched LAPACK work, such as an SVD of every
 member's target)."""
 
-_LISTENERS: dict[int, Callable[[], None]] = {}
-"""Progress callbacks of the chunks running under "map", by the number each was given."""
-_listener_ids = itertools.count()
-
-
-def _member_done(listener, _) -> None:
-    """Called from inside a "map" chunk as each member ends (its step count, the second
-    argument, makes the call wait for the member's run)."""
-    callback = _LISTENERS.get(int(listener))
-    if callback is not None:
-        callback()
-
-
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run_chunk(batch, static, dynamics, metrics, batching, listener=-1):
-    model_static, objective_static = static
-
-    def member(args):
-        params, objective, hyper, key = args
-        recorded, _, stats = dynamics.run(params, model_static,
-                                          eqx.combine(objective, objective_static), key,
-                                          metrics, hyperparameters=hyper)
-        if batching == "map":  # members end one by one: say so as they do
-            jax.debug.callback(_member_done, listener, stats["num_steps"])
-        return recorded, stats
-
-    if batching == "vmap":
-        return jax.vmap(member)(batch)
-    return jax.lax.map(member, batch)
-
 
 def free_bytes(device) -> int:
     """The free memory of `device`: its allocator's limit less what is in use, or, where it
@@ -110,17 +70,6 @@ def free_bytes(device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-class ChunkOutput(NamedTuple):
-    """One chunk's results, one entry per member along the leading axis of every array."""
-
-    recorded: dict
-    stats: dict
-    compile_seconds: float
-    run_seconds: float
-    lane_efficiency: float | None = None
-    """Member-steps / lane-steps of a refill chunk; None for "map" and "vmap"."""
-
-
 def _join(a: ChunkOutput, b: ChunkOutput) -> ChunkOutput:
     join = lambda x, y: np.concatenate([np.asarray(x), np.asarray(y)])
     efficiency = None
@@ -133,58 +82,35 @@ def _join(a: ChunkOutput, b: ChunkOutput) -> ChunkOutput:
                        efficiency)
 
 
-CPU_LANES = 16
-"""Refill lanes on a CPU."""
-SEGMENT_SECONDS = 1.0
-"""A refill chunk reports progress about this often."""
-
-
-def default_lanes(chunk_size: int, device) -> int:
-    """Lanes of a refill chunk: `CPU_LANES` on a CPU (batched steps gain little there, and
-    few lanes keep the tail short), a quarter of the chunk on an accelerator (wide enough to
-    fill it, with several members per lane to refill from).
-
-    **Arguments:**
-
-    - `chunk_size`: members per chunk.
-    - `device`: the device that runs it.
-
-    **Returns:** the number of lanes, 1..chunk_size.
-    """
-    lanes = CPU_LANES if device.platform == "cpu" else chunk_size // 4
-    return int(min(max(lanes, 1), chunk_size))
-
-
 @dataclasses.dataclass(frozen=True)
 class ChunkRunner:
     """Runs members of a sweep, given by their design indices, as one compiled call.
 
     **Arguments:**
 
-    - `make_problem`: point settings -> (model, objective[, hyperparameters]).
+    - `problem`: an `AbstractProblem`, settings -> (model, objective[, hyperparameters]).
     - `points`: the design's points, as keywords (a sequence of dicts); vectorized, its
       coordinates {setting name: one value per member} (`design.coordinates()`).
     - `pad_to`: the number of examples of a chunk unless a call gives its own (its bucket's).
-    - `dynamics`: the sweep's `Flow` or `Train`; its `precision` is pinned for every call.
+    - `dynamics`: the sweep's `Flow` or `Train`, prepared by the batching; its `precision` is
+      pinned for every call.
     - `metrics`: (model, objective) -> dict of arrays.
-    - `batching`: "refill", "vmap" or "map".
+    - `batching`: an `AbstractBatching`: how a chunk runs.
     - `seed`: member i draws with key fold_in(key(seed), i), whatever the chunking.
-    - `vectorized`: build each chunk by one compiled `vmap` of `make_problem` over its
-      settings (`vectorized.build_batch`) instead of member by member in Python.
-    - `lanes`: members stepping at once in a "refill" chunk; None for `default_lanes`.
+    - `vectorized`: build each chunk by one compiled `vmap` of the problem over its settings
+      (`vectorized.build_batch`) instead of member by member in Python.
     """
 
-    make_problem: Callable
+    problem: Callable
     points: Sequence[dict] | dict[str, np.ndarray]
     pad_to: int
     dynamics: AbstractDynamics
     metrics: Callable
-    batching: str
+    batching: AbstractBatching
     seed: int = 0
     vectorized: bool = False
-    lanes: int | None = None
 
-    def problem(self, index: int, pad_to: int | None = None):
+    def member(self, index: int, pad_to: int | None = None):
         """The member at design index `index`, padded.
 
         **Arguments:**
@@ -196,7 +122,7 @@ class ChunkRunner:
         """
         pad_to = self.pad_to if pad_to is None else pad_to
         if not self.vectorized:
-            return pad_problem(as_problem(self.make_problem(**self.points[index])), pad_to)
+            return pad_problem(as_member(self.problem(**self.points[index])), pad_to)
         (params, objective, hyper, _), (model_static, objective_static) = self.batch(
             np.array([index]), pad_to)
         first = jax.tree_util.tree_map(lambda x: x[0], (params, objective, hyper))
@@ -219,10 +145,9 @@ class ChunkRunner:
             if self.vectorized:
                 settings = {name: np.asarray(values)[members]
                             for name, values in self.points.items()}
-                return build_batch(self.make_problem, settings, members, pad_to,
-                                   seed=self.seed)
+                return build_batch(self.problem, settings, members, pad_to, seed=self.seed)
             (params, objectives, hyper), static = _stack(
-                [self.problem(i, pad_to) for i in members], members)
+                [self.member(i, pad_to) for i in members], members)
             return (params, objectives, hyper, member_keys(self.seed, members)), static
 
     def __call__(self, members: np.ndarray, device, pad_to: int | None = None,
@@ -236,8 +161,7 @@ class ChunkRunner:
         - `device`: a local JAX device.
         - `pad_to`: the chunk's number of examples (its size bucket's,
           `Plan.padded_size`); default `self.pad_to`.
-        - `progress`: called with the chunk's members done so far: under "map" as each ends,
-          in a "refill" chunk about every `SEGMENT_SECONDS`, under "vmap" at the end.
+        - `progress`: called with the chunk's members done so far, as the batching reports.
 
         **Returns:** a `ChunkOutput`.
         """
@@ -245,71 +169,22 @@ class ChunkRunner:
         batch = jax.device_put(batch, device)
         try:
             with jax.default_matmul_precision(self.dynamics.precision):
-                if self.batching == "refill":
-                    out = self._refill(batch, static, device, progress)
-                else:
-                    out = self._call(batch, static, progress)
+                return self.batching.run(batch, static, self.dynamics, self.metrics, device,
+                                         progress)
         except jax.errors.JaxRuntimeError as error:
             if "RESOURCE_EXHAUSTED" not in str(error) or len(members) == 1:
                 raise
-            del batch
-            half = len(members) // 2
-            first = self(members[:half], device, pad_to, progress)
-            done = len(members[:half])
-            rest = self(members[half:], device, pad_to,
-                        None if progress is None else lambda n: progress(done + n))
-            return _join(first, rest)
-        if progress is not None and self.batching == "vmap":
-            progress(len(members))
-        return out
-
-    def _call(self, batch, static, progress) -> ChunkOutput:
-        """A "map" or "vmap" chunk as one compiled call; under "map" `progress` hears of each
-        member as it ends."""
-        listener, done = next(_listener_ids), itertools.count(1)
-        if progress is not None and self.batching == "map":
-            _LISTENERS[listener] = lambda: progress(next(done))
-        try:
-            (recorded, stats), compile_s, run_s = timed_call(
-                _run_chunk, batch, static, self.dynamics, self.metrics, self.batching,
-                jnp.asarray(listener))
-        finally:
-            _LISTENERS.pop(listener, None)
-        return ChunkOutput(recorded, stats, compile_s, run_s)
-
-    def _refill(self, batch, static, device, progress) -> ChunkOutput:
-        """A chunk in refill lanes, advanced in segments of about `SEGMENT_SECONDS` (the first
-        short, so that progress shows within seconds)."""
-        params, objectives, _, _ = batch  # a flow draws nothing and takes no hyperparameters
-        model_static, objective_static = static
-        num_members = len(jax.tree_util.tree_leaves(params)[0])
-        lanes = min(self.lanes or default_lanes(num_members, device), num_members)
-        objective = eqx.combine(objectives, objective_static)
-        if progress is None:  # one compiled call
-            out, compile_s, run_s = timed_call(refill.refill_run, self.dynamics, params,
-                                               model_static, objective, self.metrics,
-                                               num_lanes=lanes)
-            return ChunkOutput(out.recorded, out.stats, compile_s, run_s,
-                               float(out.lane_efficiency))
-        state, compile_s, run_s = timed_call(refill.refill_start, self.dynamics, params,
-                                             model_static, objective, self.metrics,
-                                             num_lanes=lanes)
-        iterations = 32
-        while int(state.members_done) < num_members:
-            state, compile_t, run_t = timed_call(refill.refill_advance, state, iterations)
-            compile_s, run_s = compile_s + compile_t, run_s + run_t
-            if progress is not None:
-                progress(int(state.members_done))
-            # Next segment sized from this one's pace.
-            iterations = int(np.clip(iterations * SEGMENT_SECONDS / max(run_t, 1e-3), 8, 1 << 20))
-        out, compile_t, run_t = timed_call(refill.refill_finish, state)
-        return ChunkOutput(out.recorded, out.stats, compile_s + compile_t, run_s + run_t,
-                           float(out.lane_efficiency))
+        del batch
+        half = len(members) // 2
+        first = self(members[:half], device, pad_to, progress)
+        rest = self(members[half:], device, pad_to,
+                    None if progress is None else lambda n: progress(half + n))
+        return _join(first, rest)
 
     def default_chunk_size(self, devices) -> int:
-        """Members per chunk from the smallest free memory of `devices`, a CPU host's shared
-        by its CPU devices (see `plan.chunk_size_for_memory`); every padded member has the
-        shapes of the first.
+        """Members per chunk by the batching's rule, from the smallest free memory of
+        `devices`, a CPU host's shared by its CPU devices; every padded member has the shapes
+        of the first.
 
         **Arguments:**
 
@@ -317,14 +192,14 @@ class ChunkRunner:
 
         **Returns:** a chunk size, at least 1.
         """
-        sample = self.problem(0)
+        sample = self.member(0)
         shapes = jax.eval_shape(self.metrics, sample[0], sample[1])
         num_values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes))
         per_member = member_bytes(sample, self.dynamics, num_values + 8)
         free = min(free_bytes(d) for d in devices)
         if devices[0].platform == "cpu":  # CPU devices (one per core) share the host's memory
             free //= len(devices)
-        return chunk_size_for_memory(per_member, free, self.batching, devices[0].platform)
+        return self.batching.chunk_size(per_member, free, devices[0].platform)
 
 
 def run_on_devices(devices: Sequence, chunks: Sequence[int],

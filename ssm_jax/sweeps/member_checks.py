@@ -4,7 +4,7 @@ one batch once padded. A vectorized sweep checks its design's arrays instead
 (`vectorized.check_vectorized`).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -12,6 +12,7 @@ import numpy as np
 
 from .padding import pad_problem
 from .plan import padded_size
+from .problem import AbstractProblem
 from .vectorized import Members, build_member
 
 
@@ -42,7 +43,7 @@ def _difference(a: tuple, b: tuple) -> str:
     return "its parts differ"
 
 
-def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metrics,
+def check_members(problem: AbstractProblem, points: Sequence[dict], dynamics, metrics,
                   pad_to: int | None = None) -> Members:
     """Builds every member abstractly (`equinox.filter_eval_shape`, no compute) and runs all
     the checks of a single run before any compute: the constructors' checks, that each model
@@ -51,7 +52,8 @@ def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metr
 
     **Arguments:**
 
-    - `make_problem`: point settings -> (model, objective[, hyperparameters]).
+    - `problem`: an `AbstractProblem`, point settings -> (model, objective[,
+      hyperparameters]).
     - `points`: the grid's points, as keywords.
     - `dynamics`: the sweep's dynamics.
     - `metrics`: (model, objective) -> dict of arrays, what each member records.
@@ -62,10 +64,8 @@ def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metr
     """
     def build(point, size=None):
         try:
-            problem = eqx.filter_eval_shape(lambda: build_member(make_problem, point, None,
-                                                                 dynamics))
-            return problem if size is None else eqx.filter_eval_shape(pad_problem, problem,
-                                                                      size)
+            member = eqx.filter_eval_shape(lambda: build_member(problem, point, None, dynamics))
+            return member if size is None else eqx.filter_eval_shape(pad_problem, member, size)
         except (ValueError, TypeError) as error:
             raise ValueError(f"Grid point {point}: {error}") from error
 
@@ -74,9 +74,9 @@ def check_members(make_problem: Callable, points: Sequence[dict], dynamics, metr
     firsts: dict[int, tuple[int, tuple]] = {}
     sizes = np.empty(len(points), dtype=np.int64)
     for index, point in enumerate(points):
-        problem = build(point)
-        size = sizes[index] = int(problem[1].labels.shape[0])
-        signature = _signature(problem)
+        member = build(point)
+        size = sizes[index] = int(member[1].labels.shape[0])
+        signature = _signature(member)
         first, expected = firsts.setdefault(size, (index, signature))
         if not _same(signature, expected):
             _refuse_structure(points, index, first, _difference(signature, expected))

@@ -22,19 +22,12 @@ import numpy as np
 from .. import _validate
 from ..dynamics.flow import Flow
 
-MAX_CHUNK = 4096
-"""The largest chunk a memory estimate gives."""
 MAX_BUCKETS = 4
 """The default bound on size buckets, hence on compilations of a sweep's chunks."""
 BUCKET_GROWTH = 1.25
 """Members whose sizes lie within this factor of a rung of the ladder share a bucket."""
-MAP_CHUNK = 256
-"""The default chunk under `lax.map`: members run one after another, so memory does not
-bound it; a chunk is the unit of storing and resuming."""
 MIN_BUCKET = 256
 """Members per size bucket at least, in a sweep: fewer do not repay a compilation."""
-REFILL_CPU_CHUNK = 1024
-"""The default chunk of refill lanes on a CPU: 64 members per lane of `execute.CPU_LANES`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +201,7 @@ def size_buckets(num_examples: Sequence[int], *, max_buckets: int = MAX_BUCKETS,
         member = np.where(member > b, member - 1, member)
     return np.asarray(tops), member
 
+
 def padded_size(num_examples: Sequence[int], pad_to: int | None = None) -> int:
     """The common number of examples that every member is padded to.
 
@@ -249,26 +243,3 @@ def member_bytes(problem, dynamics, num_metric_values: int) -> int:
     working_copies = 16 if isinstance(dynamics, Flow) else 6
     return int(working_copies * param_bytes + 2 * objective_bytes
                + 8 * num_records * num_metric_values)
-
-
-def chunk_size_for_memory(bytes_per_member: int, free_bytes: int, batching: str,
-                          platform: str = "cpu") -> int:
-    """Members per chunk: under "vmap" as many as fit in half of the free memory, at most
-    `MAX_CHUNK`; under "map" `MAP_CHUNK`; under "refill" `REFILL_CPU_CHUNK` on a CPU (many
-    members per lane, so the lanes' tail is short) and as "vmap" on an accelerator.
-
-    **Arguments:**
-
-    - `bytes_per_member`: from `member_bytes`.
-    - `free_bytes`: the free memory of the smallest device.
-    - `batching`: "refill", "vmap" or "map".
-    - `platform`: the devices' platform ("cpu", "gpu", "tpu").
-
-    **Returns:** a chunk size, at least 1.
-    """
-    if batching == "map":
-        return MAP_CHUNK
-    size = max(1, (free_bytes // 2) // bytes_per_member)
-    if batching == "refill" and platform == "cpu":
-        size = REFILL_CPU_CHUNK
-    return int(min(size, MAX_CHUNK))

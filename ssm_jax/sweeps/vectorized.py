@@ -1,14 +1,14 @@
-"""Building a sweep's members: one by one in Python, or all of a chunk at once, tracing
-`make_problem` once under `vmap` over the design's arrays (no per-member Python).
+"""Building a sweep's members: one by one in Python, or all of a chunk at once, tracing the
+problem once under `vmap` over the design's arrays (no per-member Python).
 
-A vectorized build needs a `make_problem` traceable in every setting a design varies (e.g.
-`problems.imbalance_problem`); where its number of examples depends on a setting, it takes a
-static `pad_to` keyword and pads to it. Its settings are checked on the design's arrays before
-anything is traced (`check_ranges`), its shapes by one abstract evaluation (`check_vectorized`).
+A vectorized build needs a problem traceable in every setting a design varies (e.g.
+`problems.imbalance_problem`); where its number of examples depends on a setting, it builds
+with `pad_to` examples. Its settings are checked on the design's arrays before anything is
+traced (the problem's `check_settings`, e.g. with `check_ranges`), its shapes by one abstract
+evaluation (`check_vectorized`).
 """
 
 from collections.abc import Callable, Mapping
-import inspect
 from typing import NamedTuple
 
 import equinox as eqx
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..objective import AbstractObjective
 from .padding import pad_problem
+from .problem import AbstractProblem
 
 
 def problem_parts(result):
@@ -44,8 +45,15 @@ def problem_parts(result):
     return model, objective, hyper
 
 
-def as_problem(result):
-    """`problem_parts` with the hyperparameters as arrays."""
+def as_member(result):
+    """`problem_parts` with the hyperparameters as arrays.
+
+    **Arguments:**
+
+    - `result`: what a problem returned for one member.
+
+    **Returns:** (model, objective, hyperparameters as arrays).
+    """
     model, objective, hyper = problem_parts(result)
     return model, objective, {k: jnp.asarray(v) for k, v in hyper.items()}
 
@@ -64,21 +72,12 @@ def member_keys(seed: int, members) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(base_key, i))(jnp.asarray(members))
 
 
-def takes_pad_to(make_problem: Callable) -> bool:
-    """Whether `make_problem` names a `pad_to` keyword (it then builds padded members)."""
-    try:
-        return "pad_to" in inspect.signature(make_problem).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def build_member(make_problem: Callable, point: dict, pad_to: int | None, dynamics=None):
+def build_member(problem: AbstractProblem, point: dict, pad_to: int | None, dynamics=None):
     """One member from its (possibly traced) settings.
 
     **Arguments:**
 
-    - `make_problem`: settings -> (model, objective[, hyperparameters]); given `pad_to` if it
-      names that keyword.
+    - `problem`: an `AbstractProblem`.
     - `point`: the member's settings, as keywords.
     - `pad_to`: its number of examples after padding, or None for unpadded.
     - `dynamics`: if given, every check of a single run: the model fits the objective, and
@@ -87,9 +86,8 @@ def build_member(make_problem: Callable, point: dict, pad_to: int | None, dynami
 
     **Returns:** (model, objective, hyperparameters as arrays).
     """
-    if pad_to is not None and takes_pad_to(make_problem):
-        point = dict(point, pad_to=pad_to)
-    model, objective, hyper = problem_parts(make_problem(**point))
+    built = problem(**point) if pad_to is None else problem(pad_to=pad_to, **point)
+    model, objective, hyper = problem_parts(built)
     if dynamics is not None:
         objective.check_model(model)
         dynamics.check(objective, hyper)
@@ -98,9 +96,9 @@ def build_member(make_problem: Callable, point: dict, pad_to: int | None, dynami
 
 
 @eqx.filter_jit
-def _build(make_problem, settings, pad_to):
+def _build(problem, settings, pad_to):
     def one(point):
-        model, objective, hyper = build_member(make_problem, point, pad_to)
+        model, objective, hyper = build_member(problem, point, pad_to)
         params, model_static = eqx.partition(model, eqx.is_inexact_array)
         arrays, objective_static = eqx.partition(objective, eqx.is_array)
         return (params, arrays, hyper), (model_static, objective_static)
@@ -108,15 +106,14 @@ def _build(make_problem, settings, pad_to):
     return eqx.filter_vmap(one)(settings)
 
 
-def build_batch(make_problem: Callable, settings: Mapping[str, np.ndarray], members,
+def build_batch(problem: AbstractProblem, settings: Mapping[str, np.ndarray], members,
                 pad_to: int | None, *, seed: int = 0):
-    """A chunk's members built and stacked by one compiled `vmap` of `make_problem` over
-    their settings: what `ChunkRunner.batch` returns, without per-member Python.
+    """A chunk's members built and stacked by one compiled `vmap` of the problem over their
+    settings: what `ChunkRunner.batch` returns, without per-member Python.
 
     **Arguments:**
 
-    - `make_problem`: settings -> (model, objective[, hyperparameters]), traceable in every
-      setting of `settings`; given `pad_to` if it names that keyword.
+    - `problem`: an `AbstractProblem`, traceable in every setting of `settings`.
     - `settings`: {setting name: one value per member of the chunk}.
     - `members`: the chunk's design indices (for the keys).
     - `pad_to`: the static number of examples of every member, or None where all members
@@ -127,7 +124,7 @@ def build_batch(make_problem: Callable, settings: Mapping[str, np.ndarray], memb
     array with the members along its leading axis.
     """
     arrays = {name: jnp.asarray(values) for name, values in settings.items()}
-    (params, objectives, hyper), static = _build(make_problem, arrays, pad_to)
+    (params, objectives, hyper), static = _build(problem, arrays, pad_to)
     return (params, objectives, hyper, member_keys(seed, members)), static
 
 
@@ -184,35 +181,30 @@ class Members(NamedTuple):
     """Each member's own number of examples, in design order (for size buckets)."""
 
 
-def check_vectorized(make_problem: Callable, settings: Mapping[str, np.ndarray], dynamics,
-                     metrics: Callable, pad_to: int | None = None, *,
-                     check: Callable[[Mapping], None] | None = None,
-                     num_examples: Callable[[Mapping], np.ndarray] | None = None) -> Members:
-    """The checks of a vectorized sweep, before any compute: `check` on the design's arrays,
-    then one abstract evaluation (`equinox.filter_eval_shape`) of the member that
-    `build_batch` vmaps, with the constructors' checks, that the model fits its objective and
-    `dynamics.check`.
+def check_vectorized(problem: AbstractProblem, settings: Mapping[str, np.ndarray], dynamics,
+                     metrics: Callable, pad_to: int | None = None) -> Members:
+    """The checks of a vectorized sweep, before any compute: the problem's own check of the
+    design's arrays, then one abstract evaluation (`equinox.filter_eval_shape`) of the member
+    that `build_batch` vmaps, with the constructors' checks, that the model fits its objective
+    and `dynamics.check`.
 
     **Arguments:**
 
-    - `make_problem`: as for `build_batch`.
+    - `problem`: an `AbstractProblem`, as for `build_batch`; its `num_examples` gives
+      `pad_to` and the size buckets where it knows them.
     - `settings`: {setting name: one value per member}, the whole design.
     - `dynamics`: the sweep's dynamics.
     - `metrics`: (model, objective) -> dict of arrays, what each member records.
-    - `pad_to`: the static number of examples, or None for the largest of `num_examples`
-      (or the one shape every member has, where `num_examples` is None).
-    - `check`: settings -> None, raising `ValueError` for bad values (e.g.
-      `problems.check_settings` with the fixed settings bound).
-    - `num_examples`: settings -> each member's number of examples (e.g.
-      `problems.num_examples`), for `pad_to` and the size buckets.
+    - `pad_to`: the static number of examples, or None for the largest of the problem's
+      `num_examples` (or the one shape every member has, where it knows none).
 
     **Returns:** `Members`. Raises `ValueError` naming the setting or the failed check.
     """
-    if check is not None:
-        check(settings)
+    problem.check_settings(settings)
+    num_examples = problem.num_examples(settings)
     size = len(next(iter(settings.values())))
     sizes = None if num_examples is None else np.broadcast_to(
-        np.asarray(num_examples(settings), dtype=np.int64), (size,))
+        np.asarray(num_examples, dtype=np.int64), (size,))
     if sizes is not None:
         largest = int(sizes.max())
         if pad_to is not None and pad_to < largest:
@@ -223,7 +215,7 @@ def check_vectorized(make_problem: Callable, settings: Mapping[str, np.ndarray],
              for name, values in settings.items()}
 
     def checked(point):
-        model, objective, hyper = build_member(make_problem, point, pad_to, dynamics)
+        model, objective, hyper = build_member(problem, point, pad_to, dynamics)
         at_start = objective.at(dynamics.record_times()[0])
         return objective.labels.shape[0], metrics(model, at_start)
 

@@ -1,0 +1,40 @@
+"""Members one after another inside one compiled call (`lax.map`)."""
+
+import jax
+import numpy as np
+
+from ._base import ChunkOutput
+from .memberwise import AbstractMemberwise, member_done
+
+MAP_CHUNK = 256
+"""Members per chunk: they run one at a time, so memory does not bound it; a chunk is the unit
+of storing and resuming."""
+
+
+class Map(AbstractMemberwise):
+    """Members one after another inside one compiled call (`lax.map`): no member waits for
+    another, and each step's matmuls are unbatched; the default on CPUs. Progress is
+    reported as each member ends.
+
+    **Arguments:**
+
+    - `unroll`: step an explicit Runge-Kutta solver with its stages unrolled (`Unrolled`):
+      the same numbers up to round-off, in fewer, fused operations; False: diffrax's own step.
+    """
+
+    unroll: bool = True
+    name = "map"
+
+    def over(self, member, batch, listener):
+        def one(args):
+            recorded, stats = member(args)
+            jax.debug.callback(member_done, listener, stats["num_steps"])
+            return recorded, stats
+
+        return jax.lax.map(one, batch)
+
+    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str) -> int:
+        return MAP_CHUNK
+
+    def waste(self, num_steps: np.ndarray, output: ChunkOutput) -> float:
+        return 0.0  # no member waits for another

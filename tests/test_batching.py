@@ -1,0 +1,58 @@
+"""Batchings as modules: the names of configuration files mapped in one place, the default
+for a dynamics and a platform, and a new strategy added in one file (the example of
+docs/sweeps.md, read from the page and run) giving every member's numbers."""
+
+from pathlib import Path
+import re
+
+import numpy as np
+import optax
+import pytest
+
+import ssm_jax as sj
+from ssm_jax.sweeps import Map, Refill, Vmap
+from ssm_jax.sweeps.batching import batching_named, default_batching
+
+import sweep_problems as sp
+
+DOCS = Path(__file__).parent.parent / "docs" / "sweeps.md"
+
+
+def test_names_map_to_modules_in_one_place():
+    assert batching_named("auto") is None
+    assert batching_named("map") == Map() and batching_named("vmap") == Vmap()
+    assert batching_named("refill") == Refill()
+    with pytest.raises(ValueError, match="`batching` = 'pmap' is not allowed: expected one "
+                                         "of auto, map, vmap, refill"):
+        batching_named("pmap")
+
+
+def test_the_default_follows_the_dynamics_and_the_platform():
+    flow, train = sj.Flow(1.0), sj.Train(optax.sgd(0.1), steps=3)
+    assert default_batching(flow, "cpu") == Map() == default_batching(train, "cpu")
+    assert default_batching(flow, "gpu") == Refill()
+    assert default_batching(train, "gpu") == Vmap()
+    assert default_batching(sj.Flow(1.0, event=sj.dynamics.SteadyState(1e-3)), "gpu") == Vmap()
+
+
+def _documented_strategy():
+    """The `Grouped` batching of docs/sweeps.md, defined from the page's own code."""
+    code = re.search(r"```python\n# sweeps/batching/grouped.py\n(.*?)```", DOCS.read_text(),
+                     re.S).group(1)
+    code = code.replace("from ._base", "from ssm_jax.sweeps.batching._base").replace(
+        "from .memberwise", "from ssm_jax.sweeps.batching.memberwise")
+    namespace = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)
+    return namespace["Grouped"]
+
+
+def test_a_strategy_in_one_new_file_gives_every_members_numbers():
+    grouped = _documented_strategy()(size=4)
+    reference = sp.run(batching=Map())
+    ds = sp.run(batching=grouped, chunk_size=5)  # 6 members: chunks of 5 and 1, groups filled
+    for name in ("loss", "class_progress", "num_steps", "status"):
+        np.testing.assert_allclose(ds[name].values, reference[name].values, rtol=1e-10,
+                                   err_msg=name)
+    steps = ds.num_steps.values.ravel()
+    assert ds.attrs["batching"] == "grouped" and 0 < ds.attrs["lane_efficiency"] <= 1
+    assert ds.attrs["lane_efficiency"] < 1 or steps.min() == steps.max()
