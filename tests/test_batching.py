@@ -8,12 +8,11 @@ import re
 import numpy as np
 import optax
 import pytest
+import sweep_problems as sp
 
 import ssm_jax as sj
 from ssm_jax.sweeps import Map, Refill, Vmap
 from ssm_jax.sweeps.batching import batching_named, default_batching
-
-import sweep_problems as sp
 
 DOCS = Path(__file__).parent.parent / "docs" / "sweeps.md"
 

@@ -12,8 +12,8 @@ import pytest
 import ssm_jax as sj
 from ssm_jax.dynamics import objective_metrics
 from ssm_jax.sweeps.execute import ChunkRunner
-from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.plan import make_plan, size_buckets
+from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.problems import imbalance_problem, num_examples
 
 execute = importlib.import_module("ssm_jax.sweeps.batching.memberwise")

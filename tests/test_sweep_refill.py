@@ -37,7 +37,8 @@ def test_map_reports_each_member_as_it_ends(one_by_one):
 def test_refill_lanes_give_each_members_numbers(one_by_one):
     calls = []
     ds = sj.sweep(PROBLEM, DESIGN, dynamics=FLOW, vectorized=True,
-                  batching=sj.sweeps.Refill(lanes=3), chunk_size=8, order_by=lambda ratio, **_: -np.asarray(ratio),
+                  batching=sj.sweeps.Refill(lanes=3), chunk_size=8,
+                  order_by=lambda ratio, **_: -np.asarray(ratio),
                   predict=_predict, progress=lambda done, total: calls.append((done, total)))
     assert ds.class_progress.dims[:2] == ("point", "time")
     np.testing.assert_array_equal(ds.ratio.values, DESIGN.coordinates()["ratio"])

@@ -13,9 +13,9 @@ import ssm_jax as sj
 from ssm_jax.data.imbalance import padded_labels, step_counts
 from ssm_jax.dynamics import objective_metrics
 from ssm_jax.sweeps.execute import ChunkRunner
-from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.member_checks import check_members
 from ssm_jax.sweeps.padding import pad_problem
+from ssm_jax.sweeps.problem import as_problem
 from ssm_jax.sweeps.problems import check_settings, imbalance_problem, num_examples
 from ssm_jax.sweeps.vectorized import build_batch, check_vectorized
 
