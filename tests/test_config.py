@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import ssm_jax as sj
 from ssm_jax.cli import app
-from ssm_jax.sweeps import config
+from ssm_jax.sweeps import config, config_values
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 TINY = """
@@ -46,7 +46,7 @@ def test_example_configs_run_at_a_tiny_size(path, tmp_path):
     raw = tomllib.loads(path.read_text())
     raw["problem"].update(num_classes=4, minority_size=2, dim=4)
     for key, spec in raw["grid"].items():
-        values = config._axis(key, spec)
+        values = config_values.axis(key, spec)
         raw["grid"][key] = [v.item() for v in values[:: max(1, len(values) // 2)][:2]]
     if "flow" in raw:
         raw["flow"].update(t1=200.0, num_saves=10)

@@ -1,29 +1,26 @@
 """Ready-made problems for sweeps and the command line: a step imbalance with a chosen model,
-loss and weighting, every setting a keyword so that any of them can be a grid axis."""
+loss and weighting, every setting a keyword so that any of them can be a grid axis.
+
+`imbalance_problem` is an `ImbalanceProblem`: called with settings it builds one member, and
+it answers a sweep's questions on a design's arrays (checks, sizes, a cost key, the
+closed-form `predicted_ratio`). The names of its models and losses are read in `registry`.
+"""
 
 from collections.abc import Mapping
+import inspect
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _validate, analytic, losses
-from ..data.imbalance import (
-    StepImbalance,
-    class_label_matrix,
-    class_weights,
-    label_matrix,
-    padded_labels,
-    step_counts,
-)
-from ..models import SSM, UFM, DeepLinear
-from ..objective import Objective, TargetFit
+from .. import _validate, analytic
+from ..data.imbalance import StepImbalance, class_weights, step_counts
+from ..dynamics import Flow
 from .plan import padded_size
+from .problem import AbstractProblem
+from .registry import loss_named, model_named
 from .vectorized import check_ranges
-
-MODELS = ("ufm", "ssm", "ssm_class", "deep_ufm")
-LOSSES = ("square", "square_centered", "cross_entropy")
 
 SETTINGS: dict[str, tuple[str, str | None]] = {
     "ratio": ("imbalance ratio R = n_maj / n_min", "1"),
@@ -72,57 +69,14 @@ def _static(name: str, value, minimum: int) -> int:
                              minimum=minimum)
 
 
-def _placeholder_counts(num_classes: int, size: int) -> np.ndarray:
-    """Counts of `size` examples in all: models and objectives take their shapes from them,
-    while the real (possibly traced) counts enter as values."""
-    return np.array([size - num_classes + 1] + [1] * (num_classes - 1))
-
-
-def _label_modes(counts, weights, labels, center: bool):
-    """The singular triplets of `label_matrix` from those of the k x k `class_label_matrix`
-    B = U S W^T: V = Y^T diag(n_c^-1/2) W, row by row, zero on padding. Cheaper than an SVD of
-    the k x n matrix, and a padded target gets the same modes as the unpadded one."""
-    U, s, Wt = jnp.linalg.svd(class_label_matrix(counts, weights, center=center))
-    per_class = Wt.T / jnp.sqrt(jnp.asarray(counts, s.dtype))[:, None]
-    V = jnp.where((labels >= 0)[:, None], per_class[labels], 0.0)
-    return U, s, V
-
-
-def imbalance_problem(*, model: str = "ufm", loss: str = "square", num_classes: int = 10,
-                      ratio: float = 10.0, minority_size: int = 10,
-                      majority_fraction: float = 0.5, power: float = 0.0, dim: int = 32,
-                      depth: int = 2, init_scale: float = 1e-3, seed: int = 0, l2: float = 0.0,
-                      width: int | None = None, pad_to: int | None = None):
-    """A step-imbalance problem.
-
-    Traceable in every numeric setting (ratio, majority fraction, power, init scale, seed,
-    l2), so that a sweep builds all its members under one `vmap`; the settings in `STATIC`
-    stay Python values. Concrete settings are checked here; traced ones beforehand, on the
-    design's arrays (`check_settings`).
-
-    **Arguments:**
-
-    - `model`: "ufm" (loss re-weighting), "ssm" (target re-weighting of the k x n label
-      matrix), "ssm_class" (the class-level k x k target, cheapest), or "deep_ufm"
-      (`DeepLinear` of `depth` layers on free features, loss re-weighting).
-    - `loss`: for "ufm"/"deep_ufm": "square", "square_centered" or "cross_entropy"; the SSM
-      fits its target in square loss ("square_centered" centers the target; "cross_entropy"
-      is refused).
-    - `num_classes`, `ratio`, `minority_size`, `majority_fraction`: the `StepImbalance`.
-    - `power`: gamma of the class weights omega_c ~ n_c^-gamma.
-    - `dim`, `init_scale`, `seed`: the model's width, initial scale sigma and key.
-    - `l2`: the L2 strength lambda.
-    - `width`: pad UFM/SSM feature dimensions with zeros up to `width` (for sweeps over dim).
-    - `pad_to`: build the problem with this many examples, those beyond n padding (zero
-      weight, no class, zero features; see `padding`); needed where the ratio or the majority
-      fraction is traced, since n depends on them. Ignored by "ssm_class", whose k columns do
-      not depend on n.
-
-    **Returns:** (model, objective).
-    """
-    _validate.choice("model", model, MODELS)
-    _validate.choice("loss", loss, LOSSES)
-    if model.startswith("ssm") and loss == "cross_entropy":
+def _build(*, model: str = "ufm", loss: str = "square", num_classes: int = 10,
+           ratio: float = 10.0, minority_size: int = 10, majority_fraction: float = 0.5,
+           power: float = 0.0, dim: int = 32, depth: int = 2, init_scale: float = 1e-3,
+           seed: int = 0, l2: float = 0.0, width: int | None = None,
+           pad_to: int | None = None):
+    """One member of `imbalance_problem` (see `ImbalanceProblem`)."""
+    kind, loss_fn = model_named(model), loss_named(loss)
+    if kind.fits_target and loss_fn.square_targets(2) is None:
         raise ValueError(f"`loss` = {loss!r} is not allowed with `model` = {model!r}: the SSM "
                          "fits its target in square loss; expected 'square' or "
                          "'square_centered'.")
@@ -131,54 +85,130 @@ def imbalance_problem(*, model: str = "ufm", loss: str = "square", num_classes: 
     dim, depth = _static("dim", dim, 1), _static("depth", depth, 1)
     if _validate.is_concrete((ratio, majority_fraction, power, init_scale, seed, l2)):
         counts = StepImbalance(k, ratio, minority_size, majority_fraction).counts
-        size = n = int(counts.sum())
-        if pad_to is not None and model != "ssm_class":
-            size = padded_size([n], _static("pad_to", pad_to, 1))
+        size = int(counts.sum())
+        if pad_to is not None and not kind.class_level:
+            size = padded_size([size], _static("pad_to", pad_to, 1))
         seed = int(seed)
     else:
         counts = step_counts(k, ratio, minority_size, majority_fraction)
-        if pad_to is None and model != "ssm_class":
+        if pad_to is None and not kind.class_level:
             raise ValueError(f"`pad_to` = None is not allowed with traced settings and `model` "
                              f"= {model!r}: the number of examples depends on the ratio, so "
                              "give a bound on it (an int >= every member's n).")
-        size = k if model == "ssm_class" else _static("pad_to", pad_to, 1)
-    weights = class_weights(counts, power)
-    total = jnp.sum(jnp.asarray(counts, dtype=weights.dtype))
-    key = jax.random.key(seed)
-    valid = (jnp.arange(size) < total).astype(weights.dtype)  # 0 on padding
-    if model in ("ssm", "ssm_class"):
-        center = loss == "square_centered"
-        if model == "ssm":
-            labels = padded_labels(counts, size)
-            target = label_matrix(counts, weights, center=center, size=size)
-            modes = _label_modes(counts, weights, labels, center)
-            objective = eqx.tree_at(lambda o: o.labels, TargetFit(
-                target, num_examples=total, l2=l2, modes=modes), labels)
-            net = SSM(target.shape, dim, init_scale=init_scale, key=key)
-            net = eqx.tree_at(lambda m: m.H, net, net.H * valid)
-        else:
-            target = class_label_matrix(counts, weights, center=center)
-            objective = TargetFit(target, labels=np.arange(k), num_examples=total, l2=l2)
-            net = SSM(target.shape, dim, init_scale=init_scale, key=key)
-    else:
-        loss_fn = getattr(losses, loss)
-        labels = padded_labels(counts, size, loss_fn.padding_label)
-        placeholder = Objective(np.arange(size) % k, loss_fn, class_weights=weights, l2=l2,
-                                num_classes=k)
-        objective = eqx.tree_at(lambda o: (o.labels, o.example_weights, o.num_examples),
-                                placeholder, (labels, valid, total))
-        if model == "ufm":
-            net = UFM(_placeholder_counts(k, size), dim, init_scale=init_scale, key=key)
-            net = eqx.tree_at(lambda m: m.H, net, net.H * valid)
-        else:
-            net = DeepLinear(k, dim, depth, num_examples=size, init_scale=init_scale, key=key)
-            net = eqx.tree_at(lambda m: m.features, net, net.features * valid)
-    if width is not None and model != "deep_ufm":
+        size = k if kind.class_level else _static("pad_to", pad_to, 1)
+    net, objective = kind.build(counts=counts, weights=class_weights(counts, power), size=size,
+                                loss=loss_fn, dim=dim, depth=depth, init_scale=init_scale,
+                                key=jax.random.key(seed), l2=l2)
+    if width is not None and not kind.layered:
         width = _static("width", width, 1)
         if width < dim:
             raise ValueError(f"`width` = {width} is not allowed: at least `dim` = {dim}.")
         net = _with_width(net, width - dim)
     return net, objective
+
+
+DEFAULTS: dict = {name: p.default for name, p in inspect.signature(_build).parameters.items()
+                  if name != "pad_to"}
+"""The settings of `imbalance_problem` and their defaults."""
+
+
+def _members(settings: Mapping[str, np.ndarray], fixed: dict, names) -> list[dict]:
+    """Each member's settings among `names` (defaults filled in), from a design's arrays, as
+    Python numbers (as a design's `point` gives them, so the closed forms compute alike)."""
+    size = max((np.size(v) for v in settings.values()), default=1)
+    columns = {name: np.broadcast_to(np.asarray(settings[name]), (size,)) for name in names
+               if name in settings}
+    base = {name: fixed.get(name, DEFAULTS[name]) for name in names}
+    return [base | {name: column[i].item() for name, column in columns.items()}
+            for i in range(size)]
+
+
+def _per_member(function, members: list[dict]) -> np.ndarray:
+    """`function(**member)` for every member, computed once per distinct member."""
+    done = {}
+    for member in members:
+        key = tuple(member.values())
+        if key not in done:
+            done[key] = float(function(**member))
+    return np.array([done[tuple(m.values())] for m in members])
+
+
+class ImbalanceProblem(AbstractProblem):
+    """A step-imbalance problem, with some settings fixed.
+
+    Traceable in every numeric setting (ratio, majority fraction, power, init scale, seed,
+    l2), so that a sweep builds all its members under one `vmap`; the settings in `STATIC`
+    stay Python values. Concrete settings are checked when a member is built; traced ones
+    beforehand, on the design's arrays (`check_settings`).
+
+    Called with settings as keywords (the fixed ones and a member's own together), it
+    returns (model, objective):
+
+    - `model`: "ufm" (loss re-weighting), "ssm" (target re-weighting of the k x n label
+      matrix), "ssm_class" (the class-level k x k target, cheapest), or "deep_ufm"
+      (`DeepLinear` of `depth` layers on free features, loss re-weighting); see `registry`.
+    - `loss`: for "ufm"/"deep_ufm": "square", "square_centered" or "cross_entropy"; the SSM
+      fits its target in square loss ("square_centered" centers the target; "cross_entropy"
+      is refused).
+    - `num_classes`, `ratio`, `minority_size`, `majority_fraction`: the `StepImbalance`.
+    - `power`: gamma of the class weights omega_c ~ n_c^-gamma.
+    - `dim`, `depth`, `init_scale`, `seed`: the model's width, layers ("deep_ufm"), initial
+      scale sigma and key.
+    - `l2`: the L2 strength lambda.
+    - `width`: pad UFM/SSM feature dimensions with zeros up to `width` (for sweeps over dim).
+    - `pad_to`: build the problem with this many examples, those beyond n padding (zero
+      weight, no class, zero features; see `padding`); needed where the ratio or the majority
+      fraction is traced, since n depends on them. Ignored by "ssm_class", whose k columns do
+      not depend on n.
+
+    **Arguments:**
+
+    - `fixed`: the settings every member shares, as keywords (checked by name).
+    """
+
+    fixed: tuple[tuple[str, object], ...]
+
+    def __init__(self, **fixed):
+        for name in fixed:
+            if name not in DEFAULTS:
+                raise ValueError(f"`{name}` = {fixed[name]!r} is not allowed: expected settings "
+                                 f"of imbalance_problem, {', '.join(DEFAULTS)}.")
+        self.fixed = tuple(sorted(fixed.items()))
+
+    def __call__(self, *, pad_to: int | None = None, **settings):
+        return _build(**dict(self.fixed), **settings, pad_to=pad_to)
+
+    def check_settings(self, settings):
+        check_settings(settings, **dict(self.fixed))
+
+    def num_examples(self, settings):
+        return num_examples(**dict(self.fixed) | dict(settings))
+
+    def cost(self, settings, dynamics):
+        if not isinstance(dynamics, Flow):
+            return None
+        t1 = float(dynamics.ts[-1])
+        names = ("num_classes", "ratio", "minority_size", "majority_fraction", "power")
+        return _per_member(lambda **m: predicted_steps(t1=t1, **m),
+                           _members(settings, dict(self.fixed), names))
+
+    def predict(self, settings):
+        names = ("model", "loss", "num_classes", "ratio", "minority_size",
+                 "majority_fraction", "power", "dim", "init_scale")
+        return {"predicted_ratio": _per_member(
+            _closed_form_ratio, _members(settings, dict(self.fixed), names))}
+
+
+imbalance_problem = ImbalanceProblem()
+"""The step-imbalance problem with nothing fixed: `imbalance_problem(**settings)` builds one
+member (see `ImbalanceProblem`)."""
+
+
+def _closed_form_ratio(*, loss, num_classes, **settings) -> float:
+    # The closed forms hold for the square loss; the cross-entropy has none.
+    if loss_named(loss).square_targets(int(num_classes)) is None:
+        return float("nan")
+    return predicted_ratio(num_classes=num_classes, **settings)
 
 
 def num_examples(*, model: str = "ufm", num_classes: int = 10, ratio=10.0,
@@ -195,7 +225,7 @@ def num_examples(*, model: str = "ufm", num_classes: int = 10, ratio=10.0,
     counts = step_counts(int(num_classes), np.asarray(ratio, float), int(minority_size),
                          np.asarray(majority_fraction, float), xp=np)
     n = counts.sum(-1).astype(np.int64)
-    return np.full_like(n, int(num_classes)) if model == "ssm_class" else n
+    return np.full_like(n, int(num_classes)) if model_named(model).class_level else n
 
 
 def check_settings(settings: Mapping[str, np.ndarray], **fixed) -> None:
@@ -254,14 +284,9 @@ def predicted_ratio(*, model: str = "ufm", num_classes: int = 10, ratio: float =
 
     **Returns:** the ratio, a float.
     """
-    if model == "deep_ufm":
-        return float("nan")
+    kind = model_named(model)
     counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
-    a0 = expected_init_strength(init_scale, dim)
-    if model.startswith("ssm"):
-        return float(analytic.learning_time_ratio(counts, power, a0, reading="target"))
-    z0 = a0 / np.sqrt(counts)  # the UFM's correct-class output on each class mode
-    return float(analytic.learning_time_ratio(counts, power, z0, reading="loss"))
+    return kind.predicted_ratio(counts, power, expected_init_strength(init_scale, dim))
 
 
 def predicted_steps(*, t1: float, num_classes: int = 10, ratio: float = 10.0,
