@@ -15,15 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .. import _validate, analytic, losses
+from .. import _validate, analytic
 from ..data.imbalance import StepImbalance, class_weights, label_matrix
 from ..dynamics.flow import gradient_flow
 from ..models import SSM, UFM
 from ..objective import Objective, TargetFit
 from ..results import cf_attributes, trajectory_dataset
+from ..sweeps.registry import loss_named, model_named
 
 RUNS = (("SSM", "square"), ("UFM", "square"), ("UFM", "cross_entropy"))
-"""(model, loss) pairs: the SSM fits the re-weighted label matrix, the UFM weights its loss."""
+"""(model, loss) pairs, as `registry` names them (the model in capitals): the SSM fits the
+re-weighted label matrix, the UFM weights its loss."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +73,8 @@ def _problem(config: DemoConfig, model_name: str, loss_name: str, power: float):
     counts = config.imbalance.counts
     weights = class_weights(counts, power)
     key = jax.random.key(config.seed)
-    if model_name == "SSM":
+    loss = loss_named(loss_name)
+    if model_named(model_name.lower()).fits_target:
         target = label_matrix(counts, weights)
         model = SSM(target.shape, config.dim, init_scale=config.init_scale, key=key)
         # One mode per class: the singular vectors of Y Omega^(1/2) are those of Y, with
@@ -84,9 +87,8 @@ def _problem(config: DemoConfig, model_name: str, loss_name: str, power: float):
         curves = lambda ts: analytic.mode_strength(ts[:, None], s, a0, int(counts.sum()))  # noqa: E731
         return model, objective, predicted, curves
     model = UFM(counts, config.dim, init_scale=config.init_scale, key=key)
-    objective = Objective(config.imbalance.labels, getattr(losses, loss_name),
-                          class_weights=weights)
-    if loss_name != "square":  # no closed form for cross-entropy
+    objective = Objective(config.imbalance.labels, loss, class_weights=weights)
+    if loss.square_targets(counts.size) is None:  # no closed form for cross-entropy
         return model, objective, jnp.full(counts.size, jnp.nan), None
     z0 = analytic.effective_init_output(model.W, model.H, counts)
     predicted = analytic.ufm_half_learning_time(counts, weights, z0)

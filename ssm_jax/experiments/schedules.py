@@ -37,7 +37,7 @@ import xarray as xr
 from .. import _validate, analytic
 from ..data.imbalance import StepImbalance, class_label_matrix, class_weights
 from ..dynamics.flow import Flow
-from ..losses import LDAM, AbstractAdjustedCrossEntropy, LogitAdjusted, VSLoss, square
+from ..losses import LDAM, AbstractAdjustedCrossEntropy, LogitAdjusted, VSLoss
 from ..losses._base import per_class
 from ..models import SSM, UFM
 from ..objective import Objective, TargetFit
@@ -45,12 +45,11 @@ from ..results import cf_attributes
 from ..schedules import SwitchedWeights
 from ..sweeps.grid import Grid
 from ..sweeps.problems import expected_init_strength
+from ..sweeps.registry import RUNS, run_named
 from ..sweeps.run import sweep
+from .windows import SOURCES, windows
 
-MODELS = ("ufm_square", "ufm_ce", "ssm")
-# Readings of a window: measured balanced accuracy, measured balanced fraction of classes
-# learned (progress >= 1/2), the closed form's fraction learned.
-SOURCES = ("accuracy", "learned", "closed_form")
+MODELS = tuple(RUNS)
 
 
 class AdjustedCrossEntropy(AbstractAdjustedCrossEntropy):
@@ -90,7 +89,7 @@ class AdjustedCrossEntropy(AbstractAdjustedCrossEntropy):
 class SchedulesConfig:
     """The early-stopping map's setting.
 
-    - `models`: of "ufm_square", "ufm_ce", "ssm".
+    - `models`: of "ufm_square", "ufm_ce", "ssm" (`registry.RUNS`).
     - `ratios`: imbalance ratios R; `num_classes`, `minority_size`, `majority_fraction`: the
       rest of the `StepImbalance`.
     - `switch_fractions`: deferred re-weighting switches at f t_maj.
@@ -145,12 +144,18 @@ class SchedulesConfig:
 
     def methods(self, model: str) -> tuple[str, ...]:
         """The methods that apply to `model`, in the dataset's order."""
+        kind, loss = run_named(model)
         names = ["ERM", "reweight 1", "reweight 1/2"]
-        if model != "ssm":
+        if not kind.fits_target:  # a target fixed in time has no switch
             names += [f"deferred {f:g}" for f in self.switch_fractions]
-        if model == "ufm_ce":
+        if not _square(loss, self.num_classes):  # the adjusted cross-entropies
             names += ["logit adjusted", "VS", "LDAM"]
         return tuple(names)
+
+
+def _square(loss, num_classes: int) -> bool:
+    """Whether `loss` is the square loss, under which the closed forms hold."""
+    return loss.square_targets(num_classes) is not None
 
 
 QUICK = SchedulesConfig(ratios=(4.0, 16.0), switch_fractions=(1.0,), saves_per_decade=5)
@@ -217,7 +222,8 @@ def _problem(config, model, ratio, name):
                          config.majority_fraction)
     counts, n = spec.counts, int(spec.counts.sum())
     key = jax.random.key(0)  # every member starts from the same draw of its size
-    if model == "ssm":
+    kind, loss = run_named(model)
+    if kind.fits_target:
         power = {"ERM": 0.0, "reweight 1": 1.0, "reweight 1/2": 0.5}[name]
         target = class_label_matrix(counts, class_weights(counts, power))
         a0 = expected_init_strength(config.init_scale, config.dim)
@@ -226,17 +232,18 @@ def _problem(config, model, ratio, name):
         return net, TargetFit(target, labels=np.arange(counts.size), num_examples=n)
     net = (UFM.aligned(counts, config.dim, init_output(config, counts)) if config.aligned
            else UFM(counts, config.dim, init_scale=config.init_scale, key=key))
-    loss = square if model == "ufm_square" else _loss(config, name, counts)
+    loss = loss if _square(loss, counts.size) else _loss(config, name, counts)
     return net, Objective(spec.labels, loss, class_weights=SwitchedWeights(
         *_weights(config, model, name, counts)))
 
 
 def _predicted_learned(config, model, name, counts, ts) -> np.ndarray:
     """The closed form's balanced learned fraction at `ts`; NaN where none exists."""
-    if model == "ufm_ce":
+    kind, loss = run_named(model)
+    if not _square(loss, counts.size):
         return np.full(ts.shape, np.nan)
     z0 = init_output(config, counts)
-    if model == "ssm":
+    if kind.fits_target:
         power = {"ERM": 0.0, "reweight 1": 1.0, "reweight 1/2": 0.5}[name]
         a0 = expected_init_strength(config.init_scale, config.dim)
         times = np.asarray(analytic.learning_times(counts, power, a0, reading="target"))
@@ -278,45 +285,6 @@ def _run_model(config: SchedulesConfig, model: str, on_model) -> xr.Dataset:
         "status": result.status, "num_steps": result.num_steps,
         "compile_seconds": ((), compile_s), "run_seconds": ((), run_s)})
     return ds.assign_coords(method=list(methods), time=ts)
-
-
-def _window(ts, gain, threshold):
-    """(start, end, best) of the first run of saves where gain > threshold."""
-    above = np.nan_to_num(gain, nan=-np.inf) > threshold
-    best = float(np.nanmax(gain)) if np.any(np.isfinite(gain)) else np.nan
-    if not above.any():
-        return np.nan, np.nan, best
-    first = int(np.argmax(above))
-    after = np.flatnonzero(~above[first:])
-    end = ts[first + after[0]] if after.size else ts[-1]
-    return float(ts[first]), float(end), best
-
-
-def windows(ds: xr.Dataset, threshold: float) -> xr.Dataset:
-    """Each method's window and best gain over ERM, per model, ratio and reading.
-
-    **Arguments:**
-
-    - `ds`: the balanced accuracy, learned fraction and closed form over (model, ratio,
-      method, time).
-    - `threshold`: the excess over ERM that counts as beating it.
-
-    **Returns:** `window_start`, `window_end`, `best_gain` over (model, ratio, method,
-    source); NaN where a method never beats ERM, or does not apply.
-    """
-    ts = ds.time.values
-    reading = {"accuracy": ds.balanced_accuracy, "learned": ds.balanced_learned,
-               "closed_form": ds.predicted_learned}
-    out = np.full((3,) + ds.balanced_accuracy.shape[:3] + (len(SOURCES),), np.nan)
-    for s, source in enumerate(SOURCES):
-        values = reading[source]
-        gain = (values - values.sel({"method": "ERM"})).values
-        for index in np.ndindex(gain.shape[:3]):
-            out[(slice(None),) + index + (s,)] = _window(ts, gain[index], threshold)
-    dims = ("model", "ratio", "method", "source")
-    return xr.Dataset({name: (dims, out[i]) for i, name in
-                       enumerate(("window_start", "window_end", "best_gain"))},
-                      coords={"source": list(SOURCES)})
 
 
 ATTRIBUTES = {
