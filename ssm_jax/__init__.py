@@ -29,13 +29,17 @@ from .data import (
 )
 from .dynamics import (
     STATUS as STATUS,
+    AbstractCoordinates as AbstractCoordinates,
     AbstractDynamics as AbstractDynamics,
+    ClassAffine as ClassAffine,
     Flow as Flow,
     NetworkData as NetworkData,
+    Parameters as Parameters,
     SampledSteadyState as SampledSteadyState,
     SteadyState as SteadyState,
     Train as Train,
     Trajectory as Trajectory,
+    Unrolled as Unrolled,
     gradient_flow as gradient_flow,
     save_times as save_times,
     train as train,

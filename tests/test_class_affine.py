@@ -1,7 +1,7 @@
-"""Class-affine coordinates (`Flow(coordinates="class_affine")`) carry the square-loss UFM's
-flow exactly: against the flow of the parameters themselves, against the derived closed form of
-the aligned start, under padding, events and weight switches, in refill lanes and sweeps; and
-they refuse what they do not describe."""
+"""Class-affine coordinates (`Flow(coordinates=ClassAffine())`, or "class_affine") carry the
+square-loss UFM's flow exactly: against the flow of the parameters themselves, against the
+derived closed form of the aligned start, under padding, events and weight switches, in refill
+lanes and sweeps; and they refuse what they do not describe."""
 
 import diffrax
 import equinox as eqx
@@ -109,7 +109,8 @@ def test_sweep_equals_single_runs():
         model="ufm", loss="square", num_classes=3, ratio=3.0, minority_size=2, dim=4,
         init_scale=0.3).items())))
     flow = sj.Flow(30.0, num_saves=6, rtol=1e-8, atol=1e-10, coordinates="class_affine")
-    ds = sj.sweep(problem, design, dynamics=flow, vectorized=True, batching="refill", lanes=2)
+    ds = sj.sweep(problem, design, dynamics=flow, vectorized=True,
+                  batching=sj.sweeps.Refill(lanes=2))
     for i in range(3):
         single = flow(*problem(power=design.axes["power"][i], seed=design.axes["seed"][i]))
         np.testing.assert_allclose(ds.loss.isel(point=i).values, single.metrics["loss"],
@@ -135,6 +136,13 @@ def test_refuses_what_it_does_not_describe(case):
     else:
         with pytest.raises(ValueError, match="coordinates.*'parameters', 'class_affine'"):
             sj.Flow(10.0, coordinates="affine")
+        with pytest.raises(ValueError, match="`coordinates` = ClassAffine is not allowed: "
+                                             "pass an instance, e.g. ClassAffine()"):
+            sj.Flow(10.0, coordinates=sj.ClassAffine)
+        with pytest.raises(ValueError, match="`coordinates` = 3 is not allowed: expected one "
+                                             "of 'parameters', 'class_affine', or an "
+                                             "AbstractCoordinates instance"):
+            sj.dynamics.coordinates_named(3)
         return
     with pytest.raises(ValueError, match=match):
         flow(model, objective)
@@ -166,3 +174,18 @@ def test_metrics_may_read_the_features():
     theirs, ours = [sj.Flow(40.0, num_saves=5, coordinates=c, **TIGHT)(
         *_problem(l2=1e-2), metrics=feature_norms) for c in ("parameters", "class_affine")]
     np.testing.assert_allclose(ours.metrics["norms"], theirs.metrics["norms"], rtol=1e-8)
+
+
+def test_coordinates_are_modules_named_in_one_place():
+    """A name and its instance make the same flow (equal, one compilation, the same numbers);
+    the flow keeps settings only, and describes its coordinates by name."""
+    for name, kind in (("parameters", sj.Parameters), ("class_affine", sj.ClassAffine)):
+        assert sj.dynamics.coordinates_named(name) == kind() and kind.name == name
+        named, given = (sj.Flow(10.0, num_saves=3, coordinates=c) for c in (name, kind()))
+        assert named == given and isinstance(given.coordinates, sj.AbstractCoordinates)
+        assert not jax.tree.leaves(eqx.filter(given.coordinates, eqx.is_array))
+        assert given.describe()["coordinates"] == name
+    model, objective = _problem()
+    traj = [sj.Flow(10.0, num_saves=3, coordinates=c)(model, objective)
+            for c in ("class_affine", sj.ClassAffine())]
+    np.testing.assert_array_equal(traj[0].metrics["loss"], traj[1].metrics["loss"])

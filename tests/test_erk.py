@@ -1,9 +1,10 @@
 """The unrolled explicit Runge-Kutta step against diffrax's `solver.step`: the same outputs
 (solution, error estimate, dense output, FSAL state), on first and later steps, after a jump
-and under `jax.vmap`; and a `Flow` stepping unrolled against one stepping with diffrax's own."""
+and under `jax.vmap`; and a `Flow` whose solver is `Unrolled` against one stepping with diffrax's
+own."""
 
 import diffrax
-from diffrax._term import WrapTerm
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import ssm_jax as sj
 from ssm_jax.dynamics import erk
+from ssm_jax.dynamics.diffrax_loop import ForwardTerm
 from ssm_jax.sweeps.problems import imbalance_problem
 
 
@@ -20,7 +22,7 @@ def field(t, y, args):
             "b": jnp.tanh(y["b"]) * t - y["a"][0] * y["b"]}
 
 
-TERMS = WrapTerm(diffrax.ODETerm(field), 1)
+TERMS = ForwardTerm(diffrax.ODETerm(field))
 Y0 = {"a": jnp.array([1.0, -2.0, 0.5]), "b": jnp.linspace(-1.0, 1.0, 4)}
 SOLVERS = [diffrax.Tsit5(), diffrax.Dopri5(), diffrax.Bosh3(), diffrax.Heun(), diffrax.Ralston()]
 
@@ -84,14 +86,15 @@ def test_other_solvers_take_diffrax_step():
 @pytest.mark.parametrize("solver", [diffrax.Tsit5(), diffrax.Dopri5()],
                          ids=lambda s: type(s).__name__)
 def test_flows_unrolled_take_diffrax_steps(solver):
-    """A `Flow` stepping unrolled: the numbers of diffrax's own step up to round-off, and the
-    very same steps."""
+    """A `Flow` whose solver is `Unrolled`: the numbers of diffrax's own step up to round-off,
+    the very same steps and as many vector-field evaluations."""
     model, objective = imbalance_problem(num_classes=4, minority_size=3, ratio=5.0, power=0.5,
                                          dim=6, init_scale=1e-2, seed=3)
-    ours, theirs = (sj.Flow(400.0, num_saves=30, solver=solver, rtol=1e-6, atol=1e-9,
-                            unroll=unroll)(model, objective) for unroll in (True, False))
+    ours, theirs = (sj.Flow(400.0, num_saves=30, solver=s, rtol=1e-6, atol=1e-9)(
+        model, objective) for s in (sj.Unrolled(solver), solver))
     assert int(ours.stats["num_steps"]) > 20
-    for name in ("num_steps", "num_accepted_steps", "num_rejected_steps"):
+    for name in ("num_steps", "num_accepted_steps", "num_rejected_steps",
+                 "num_vector_field_evals"):
         assert int(ours.stats[name]) == int(theirs.stats[name]), name
     for name, values in theirs.metrics.items():
         np.testing.assert_allclose(ours.metrics[name], values, rtol=1e-11, atol=1e-14,
@@ -99,12 +102,29 @@ def test_flows_unrolled_take_diffrax_steps(solver):
 
 
 def test_only_explicit_tableaux_unroll():
+    """`Unrolled` refuses implicit solvers, solvers without one tableau and itself; `unrolled`
+    wraps what it can and leaves the rest as it is."""
     assert not erk.unrolls(diffrax.Kvaerno5()) and not erk.unrolls(diffrax.Euler())
-    with pytest.raises(ValueError, match="`solver` = Kvaerno5 is not allowed: expected an "
-                                         "explicit Runge-Kutta solver"):
-        erk.Unrolled(diffrax.Kvaerno5())
-    wrapped = erk.Unrolled(diffrax.Tsit5())
+    for solver, name in ((diffrax.Kvaerno5(), "Kvaerno5"), (diffrax.Euler(), "Euler"),
+                         (erk.Unrolled(diffrax.Tsit5()), "Unrolled")):
+        with pytest.raises(ValueError, match=f"`solver` = {name} is not allowed: expected an "
+                                             "explicit Runge-Kutta solver"):
+            erk.Unrolled(solver)
+    wrapped = sj.Unrolled(diffrax.Tsit5())
     assert isinstance(wrapped, diffrax.AbstractERK) and wrapped.order(TERMS) == 5
-    with pytest.raises(ValueError, match="`unroll` = 'yes' is not allowed: expected True, "
-                                         "False or None"):
-        sj.Flow(1.0, unroll="yes")
+    assert not erk.unrolls(wrapped) and erk.stepped(wrapped) == diffrax.Tsit5()
+    assert sj.dynamics.unrolled(diffrax.Tsit5()) == wrapped
+    for solver in (wrapped, diffrax.Kvaerno5(), diffrax.Euler()):
+        assert sj.dynamics.unrolled(solver) is solver
+
+
+def test_a_flow_unrolled_by_tree_at():
+    """A sweep unrolls a flow's solver with `eqx.tree_at`: the flow stays one that compiles
+    alike, and describes its method and how it steps."""
+    flow = sj.Flow(10.0, num_saves=3, solver=diffrax.Dopri5())
+    unrolled = eqx.tree_at(lambda f: f.solver, flow, erk.unrolled(flow.solver))
+    assert unrolled.solver == erk.Unrolled(diffrax.Dopri5()) and flow.solver == diffrax.Dopri5()
+    assert unrolled.describe() == dict(flow.describe(), unrolled=True)
+    assert flow.describe()["solver"] == "Dopri5" and not flow.describe()["unrolled"]
+    assert isinstance(unrolled.stepsize_controller, diffrax.PIDController)
+    assert sj.Flow(10.0, solver=sj.Unrolled(diffrax.Tsit5())).describe()["solver"] == "Tsit5"

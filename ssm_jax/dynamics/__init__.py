@@ -3,13 +3,21 @@ body (`AbstractDynamics.run`) that single runs, sweeps, experiments and benchmar
 returning a `Trajectory`."""
 
 from .base import AbstractDynamics as AbstractDynamics, objective_metrics as objective_metrics
+from .class_affine import ClassAffine as ClassAffine
+from .coordinates import AbstractCoordinates as AbstractCoordinates, Parameters as Parameters
 from .discrete import Train as Train, scan_records as scan_records, train as train
+from .erk import Unrolled as Unrolled, unrolled as unrolled
 from .events import (
     AbstractEvent as AbstractEvent,
     SampledSteadyState as SampledSteadyState,
     SteadyState as SteadyState,
 )
-from .flow import Flow as Flow, gradient_flow as gradient_flow, save_times as save_times
+from .flow import (
+    Flow as Flow,
+    coordinates_named as coordinates_named,
+    gradient_flow as gradient_flow,
+    save_times as save_times,
+)
 from .network_training import (
     NetworkData as NetworkData,
     NetworkObjective as NetworkObjective,

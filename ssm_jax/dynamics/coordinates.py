@@ -4,12 +4,13 @@ trajectory exactly.
 Gradient flow may keep a structure that a smaller state describes: under the square loss the
 features of a class move by one affine map (`class_affine`). Coordinates say how to start that
 state from the parameters, how it moves, and how to read the model back from it, so that
-`Flow.run` and the refill lanes integrate any of them alike. `Flow(coordinates=...)` names
-them (`COORDINATES`); `of` builds them for one member, inside the compiled run.
+`Flow.run` and the refill lanes integrate any of them alike. They are given to a flow as an
+instance, `Flow(coordinates=ClassAffine())`, which holds no arrays; what they need of one member
+(its frame, from `of`) is built inside the compiled run and travels as the solver's `args`.
 """
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -33,53 +34,86 @@ def vector_field(model, objective):
 
 
 class AbstractCoordinates(eqx.Module):
-    """The state a flow integrates for one member, and the way back to its model.
+    """The state a flow integrates for each member, and the way back to its model.
 
-    A new kind of coordinates provides `of`, `state`, `field`, `model` and `params`; its
-    array fields are what it needs of the member (built inside the compiled run, so they may
-    be traced), carried beside the objective as the solver's `args`.
+    An instance is a strategy given to `Flow(coordinates=...)`: it holds settings only, never
+    arrays, so one flow serves every member. What the coordinates need of one member, its
+    frame, is built by `of` inside the compiled run (so it may be traced) and carried beside
+    the objective as the solver's `args`; the other methods take it first, as diffrax's
+    solvers take their state.
+
+    A new kind of coordinates provides `name`, `check`, `of`, `state`, `field`, `model` and
+    `params`.
     """
 
-    @classmethod
-    @abc.abstractmethod
-    def of(cls, params, static, objective: AbstractObjective) -> "AbstractCoordinates":
-        """These coordinates for one member, traceable; a `ValueError` (raised while
-        tracing, before any compute) where they do not describe its flow exactly."""
+    name: eqx.AbstractClassVar[str]
+    """The plain name of these coordinates (`coordinates_named` takes it), kept in a flow's
+    description and so in sweep stores' manifests."""
 
     @abc.abstractmethod
-    def state(self, params) -> Any:
-        """The initial state y0, from the model's initial parameters."""
+    def check(self, objective) -> None:
+        """Raises a `ValueError` before any compute where these coordinates do not describe the
+        flow of `objective` exactly (as far as a concrete objective shows it).
+
+        **Arguments:**
+
+        - `objective`: the objective, array leaves possibly stacking members.
+        """
 
     @abc.abstractmethod
-    def field(self, t, y, objective: AbstractObjective, static) -> Any:
+    def of(self, params, static, objective: AbstractObjective) -> Any:
+        """What these coordinates need of one member, traceable.
+
+        **Arguments:**
+
+        - `params`, `static`: the member's initial model, as `eqx.partition(model,
+          eqx.is_inexact_array)` gives it.
+        - `objective`: the member's objective.
+
+        **Returns:** the member's frame, a pytree of arrays (None where nothing is needed); a
+        `ValueError` (raised while tracing, before any compute) where the coordinates do not
+        describe the member's flow exactly.
+        """
+
+    @abc.abstractmethod
+    def state(self, frame, params) -> Any:
+        """The initial state y0, from the frame and the model's initial parameters."""
+
+    @abc.abstractmethod
+    def field(self, frame, t, y, objective: AbstractObjective, static) -> Any:
         """dy/dt at time t: the gradient flow of `objective.at(t)`, in these coordinates."""
 
     @abc.abstractmethod
-    def model(self, y, static):
+    def model(self, frame, y, static):
         """A model with the outputs and L2 penalty of the model at y, for the metrics (it may
         compute them more cheaply than the model itself)."""
 
     @abc.abstractmethod
-    def params(self, y, static) -> Any:
+    def params(self, frame, y, static) -> Any:
         """The model's parameters at y, as `eqx.partition(model, eqx.is_inexact_array)`
         gives them."""
 
 
 class Parameters(AbstractCoordinates):
-    """The parameters themselves: the state is `params`, the field -grad L."""
+    """The parameters themselves: the state is `params`, the field -grad L; any model and
+    objective."""
 
-    @classmethod
-    def of(cls, params, static, objective):
-        return cls()
+    name: ClassVar[str] = "parameters"
 
-    def state(self, params):
+    def check(self, objective):
+        pass
+
+    def of(self, params, static, objective):
+        return None
+
+    def state(self, frame, params):
         return params
 
-    def field(self, t, y, objective, static):
+    def field(self, frame, t, y, objective, static):
         return vector_field(eqx.combine(y, static), objective)(t, y, objective)
 
-    def model(self, y, static):
+    def model(self, frame, y, static):
         return eqx.combine(y, static)
 
-    def params(self, y, static):
+    def params(self, frame, y, static):
         return y

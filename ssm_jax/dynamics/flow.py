@@ -12,7 +12,6 @@ An objective that changes with time (class weights on a schedule) is descended a
 `objective.at(t)`, and the step-size controller steps exactly onto its `jump_times()`.
 """
 
-import copy
 from typing import Any
 
 import diffrax
@@ -26,19 +25,46 @@ import optimistix as optx
 from .. import _validate
 from . import class_affine, erk
 from .base import AbstractDynamics, check_precision, last, objective_metrics
-from .coordinates import Parameters, vector_field
+from .coordinates import AbstractCoordinates, Parameters, vector_field
 from .events import AbstractEvent
 from .trajectory import Trajectory, status_code
 
-COORDINATES = {"parameters": Parameters, "class_affine": class_affine.ClassAffine}
-"""What a flow may integrate (`coordinates`): the parameters, or an exact reduction."""
+
+def coordinates_named(name: str) -> AbstractCoordinates:
+    """The coordinates a flow integrates, from their plain name (as `Flow(coordinates=...)`
+    and TOML configurations give it, and as `Flow.describe()` reports it).
+
+    **Arguments:**
+
+    - `name`: "parameters" (`Parameters`) or "class_affine" (`ClassAffine`).
+
+    **Returns:** an instance of the named coordinates; a `ValueError` naming `coordinates`
+    for any other name.
+    """
+    kinds = (Parameters, class_affine.ClassAffine)
+    for kind in kinds:
+        if name == kind.name:
+            return kind()
+    names = ", ".join(repr(kind.name) for kind in kinds)
+    raise ValueError(f"`coordinates` = {name!r} is not allowed: expected one of {names}, or "
+                     "an AbstractCoordinates instance such as ssm_jax.ClassAffine().")
+
+
+def _check_coordinates(coordinates) -> AbstractCoordinates:
+    if isinstance(coordinates, AbstractCoordinates):
+        return coordinates
+    if isinstance(coordinates, type) and issubclass(coordinates, AbstractCoordinates):
+        raise ValueError(f"`coordinates` = {coordinates.__name__} is not allowed: pass an "
+                         f"instance, e.g. {coordinates.__name__}().")
+    return coordinates_named(coordinates)
 
 
 def vector_field_evals(solver, num_steps):
     """Vector-field evaluations of an explicit Runge-Kutta solve, from its tableau:
     (stages - FSAL) per attempted step and one to start an FSAL method (diffrax's automatic
-    first step costs none more; a test counts the calls). NaN for solvers without an
-    explicit tableau."""
+    first step costs none more; a test counts the calls); an `erk.Unrolled` solver counts as
+    the one it wraps. NaN for solvers without an explicit tableau."""
+    solver = erk.stepped(solver)
     if isinstance(solver, diffrax.Euler):
         per_step, start = 1, 0
     elif isinstance(solver, diffrax.AbstractERK):
@@ -164,7 +190,12 @@ class Flow(AbstractDynamics):
 
     - `t1`: the final time (> 0). Saves are `num_saves` evenly spaced times on [0, t1],
       unless `ts` gives the save times (increasing; the flow runs from ts[0] to ts[-1]).
-    - `solver`: a diffrax solver instance; default `diffrax.Tsit5()`.
+    - `solver`: a diffrax solver instance; default `diffrax.Tsit5()`. Wrapped as
+      `erk.Unrolled(diffrax.Tsit5())` (see `erk.unrolled`), an explicit Runge-Kutta solver
+      steps with its stages unrolled, as the refill lanes step it: the same numbers up to
+      round-off, in fewer, fused operations (1.3x faster per member-step in refill lanes on
+      W2; about the same one member at a time), ~1 s longer to compile. Sweeps, which
+      compile once for many members, step so.
     - `stepsize_controller`: default `default_controller(rtol, atol)` (a PID controller with
       a max error norm) for adaptive solvers, and `ConstantStepSize()` (with `dt0`
       required) otherwise. An adaptive controller steps exactly onto the objective's
@@ -176,17 +207,13 @@ class Flow(AbstractDynamics):
     - `event`: an `AbstractEvent` (e.g. `SteadyState`) that ends the run early; later saves
       repeat the state where it stopped, and stats["stop_time"] says when.
     - `precision`: matmul precision while compiling ("highest" keeps TF32 out on GPUs).
-    - `unroll`: step an explicit Runge-Kutta solver with its stages unrolled (`erk`, as the
-      refill lanes step it): the same numbers up to round-off, in fewer, fused operations
-      (1.3x faster per member-step in refill lanes on W2; about the same one member at a
-      time), ~1 s longer to compile. None (default): unrolled in sweeps, which compile once
-      for many members, and diffrax's own step for single runs; True or False: always, never.
-    - `coordinates`: what is integrated (`COORDINATES`). "parameters" (default): the model's
-      parameters. "class_affine": for a UFM under the square loss with one weight per class,
-      the classifier and one affine map per class that carries all of its features
-      (`dynamics.class_affine`): the same flow exactly, at a step cost that does not grow with
-      the number of examples. The solver's error is then controlled on that state, so the
-      numbers agree with "parameters" to the tolerance, not to round-off.
+    - `coordinates`: what is integrated, an `AbstractCoordinates` instance, or its name
+      (`coordinates_named`). `Parameters()` ("parameters", the default): the model's
+      parameters. `ClassAffine()` ("class_affine"): for a UFM under the square loss with one
+      weight per class, the classifier and one affine map per class that carries all of its
+      features (`dynamics.class_affine`): the same flow exactly, at a step cost that does not
+      grow with the number of examples. The solver's error is then controlled on that state,
+      so the numbers agree with the parameters' to the tolerance, not to round-off.
     """
 
     ts: Float[Array, " T"]
@@ -196,14 +223,13 @@ class Flow(AbstractDynamics):
     event: AbstractEvent | None
     max_steps: int = eqx.field(static=True)
     precision: str = eqx.field(static=True)
-    unroll: bool | None = eqx.field(static=True)
-    coordinates: str = eqx.field(static=True)
+    coordinates: AbstractCoordinates  # settings only: no array leaves
 
     def __init__(self, t1=None, *, num_saves: int = 100, ts=None, solver=None,
                  stepsize_controller=None, rtol=1e-6, atol=1e-9, dt0=None,
                  max_steps: int = 100_000, event: AbstractEvent | None = None,
-                 precision: str = "highest", unroll: bool | None = None,
-                 coordinates: str = "parameters"):
+                 precision: str = "highest",
+                 coordinates: AbstractCoordinates | str = "parameters"):
         self.ts = _check_save_times(t1, num_saves, ts)
         self.solver = _check_solver(diffrax.Tsit5() if solver is None else solver)
         # Checked even where unused (a fixed step), so that a wrong tolerance never passes.
@@ -229,25 +255,15 @@ class Flow(AbstractDynamics):
         self.event = event
         self.max_steps = _validate.integer("max_steps", max_steps, minimum=1)
         self.precision = check_precision(precision)
-        if unroll is not None and not isinstance(unroll, bool):
-            raise ValueError(f"`unroll` = {unroll!r} is not allowed: expected True, False or "
-                             "None (unrolled in sweeps only).")
-        self.unroll = unroll
-        self.coordinates = _validate.choice("coordinates", coordinates, tuple(COORDINATES))
+        self.coordinates = _check_coordinates(coordinates)
 
     def record_times(self):
         return self.ts
 
-    def unrolled(self) -> "Flow":
-        """This flow with `unroll=True` (a static setting, which `eqx.tree_at` cannot set)."""
-        flow = copy.copy(self)
-        object.__setattr__(flow, "unroll", True)
-        return flow
-
     def check(self, objective, hyperparameters=None) -> None:
-        # Any objective with a gradient; the flow has no per-run settings to take.
-        if self.coordinates == "class_affine":
-            class_affine.check_objective(objective)
+        # Any objective with a gradient that the coordinates describe; the flow has no
+        # per-run settings to take.
+        self.coordinates.check(objective)
         if hyperparameters:
             raise ValueError(f"`hyperparameters` = {hyperparameters!r} is not allowed: gradient "
                              "flow takes none (its times and tolerances are set in `Flow`).")
@@ -257,10 +273,11 @@ class Flow(AbstractDynamics):
         tolerance = lambda name: (float(getattr(controller, name))  # noqa: E731
                                   if hasattr(controller, name) else None)
         return {"kind": "flow", "t1": float(self.ts[-1]), "num_saves": int(self.ts.size),
-                "solver": type(self.solver).__name__, "rtol": tolerance("rtol"),
+                "solver": type(erk.stepped(self.solver)).__name__,
+                "unrolled": isinstance(self.solver, erk.Unrolled), "rtol": tolerance("rtol"),
                 "atol": tolerance("atol"), "max_steps": self.max_steps,
                 "event": None if self.event is None else type(self.event).__name__,
-                "coordinates": self.coordinates}
+                "coordinates": self.coordinates.name}
 
     def integrate(self, field, y0, args, record, jump_ts=None,
                   condition=None) -> diffrax.Solution:
@@ -288,13 +305,8 @@ class Flow(AbstractDynamics):
         controller = self.stepsize_controller
         if jump_ts is not None and jnp.shape(jump_ts)[-1]:
             controller = clip_at_jumps(controller, jump_ts)
-        # An explicit Runge-Kutta solver may step with its stages unrolled (`erk`): faster,
-        # and what the refill lanes step.
-        solver = self.solver
-        if self.unroll is True and erk.unrolls(solver):
-            solver = erk.Unrolled(solver)
         return diffrax.diffeqsolve(
-            diffrax.ODETerm(field), solver, t0=self.ts[0], t1=self.ts[-1], dt0=self.dt0,
+            diffrax.ODETerm(field), self.solver, t0=self.ts[0], t1=self.ts[-1], dt0=self.dt0,
             y0=y0, args=args, stepsize_controller=controller,
             max_steps=self.max_steps, throw=False, event=event,
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=self.ts, fn=record),
@@ -304,20 +316,24 @@ class Flow(AbstractDynamics):
     def run(self, params, static, objective, key, metrics, save_params=False,
             hyperparameters=None):
         # The state is the coordinates' (the parameters, or a reduction); the solver's args
-        # carry them beside the objective, and metrics and parameters are read back from it.
-        coordinates = COORDINATES[self.coordinates].of(params, static, objective)
-        record = lambda t, y, a: metrics(a[0].model(y, static), a[1].at(t))  # noqa: E731
-        if save_params:
-            record = lambda t, y, a: (metrics(a[0].model(y, static), a[1].at(t)),  # noqa: E731
-                                      a[0].params(y, static))
+        # carry the member's frame beside the objective, and metrics and parameters are read
+        # back from the state through it.
+        coordinates = self.coordinates
+        frame = coordinates.of(params, static, objective)
+
+        def record(t, y, args):
+            frame, objective = args
+            recorded = metrics(coordinates.model(frame, y, static), objective.at(t))
+            return (recorded, coordinates.params(frame, y, static)) if save_params else recorded
+
         condition = None if self.event is None else (
             lambda t, y, a: self.event(vector_field(eqx.combine(params, static), a[1]), t,
-                                       a[0].params(y, static), a[1]))
-        sol = self.integrate(lambda t, y, a: a[0].field(t, y, a[1], static),
-                             coordinates.state(params), (coordinates, objective), record,
+                                       coordinates.params(a[0], y, static), a[1]))
+        sol = self.integrate(lambda t, y, a: coordinates.field(a[0], t, y, a[1], static),
+                             coordinates.state(frame, params), (frame, objective), record,
                              jump_ts=objective.jump_times(), condition=condition)
         recorded, final = sol.ys
-        final = coordinates.params(last(final), static)
+        final = coordinates.params(frame, last(final), static)
         stop_time = sol.ts[1][-1]
         stopped = sol.result == diffrax.RESULTS.event_occurred
         if self.event is not None:
