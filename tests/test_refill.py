@@ -101,6 +101,18 @@ def test_refill_equals_single_runs_for_any_lanes_and_order():
         np.testing.assert_array_equal(ours, theirs[np.asarray(order)])
 
 
+def test_unrolled_solver_gives_the_same_lanes():
+    """The lanes step an explicit Runge-Kutta solver unrolled either way: a flow whose solver
+    is `Unrolled(Tsit5())` gives the very numbers of one with `Tsit5()`."""
+    members = _ufm_members()[:3]
+    flows = [sj.Flow(5.0, num_saves=4, solver=s) for s in (diffrax.Tsit5(),
+                                                            sj.Unrolled(diffrax.Tsit5()))]
+    plain, unrolled = (_run(flow, members, 2) for flow in flows)
+    for ours, theirs in zip(jax.tree.leaves(unrolled), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    _assert_single_runs(unrolled, flows[1], members)
+
+
 def test_class_level_ssm_with_dopri5_in_few_lanes():
     """64 class-level SSM members in 4 lanes with Dopri5 and the objective's full metrics:
     single runs' numbers, and lanes idle only at the end of the queue."""
