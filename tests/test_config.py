@@ -236,7 +236,7 @@ def test_plot_checks_its_file_before_drawing(tmp_path, read_only):
 def test_a_failed_sweep_resumes_and_reports_what_it_computed(tmp_path, monkeypatch):
     import importlib
 
-    execute = importlib.import_module("ssm_jax.sweeps.execute")
+    execute = importlib.import_module("ssm_jax.sweeps.batching.memberwise")
     monkeypatch.setenv("SSM_JAX_CACHE_DIR", str(tmp_path / "cache"))
     cfg = _write(tmp_path, TINY)
     out = tmp_path / "store"

@@ -16,7 +16,12 @@ from ssm_jax.sweeps.execute import ChunkRunner
 from ssm_jax.sweeps.member_checks import check_members
 from ssm_jax.sweeps.padding import pad_problem
 from ssm_jax.sweeps.problem import as_problem
-from ssm_jax.sweeps.problems import check_settings, imbalance_problem, num_examples
+from ssm_jax.sweeps.problems import (
+    ImbalanceProblem,
+    check_settings,
+    imbalance_problem,
+    num_examples,
+)
 from ssm_jax.sweeps.vectorized import build_batch, check_vectorized
 
 SETTINGS = {"ratio": np.array([1.0, 2.5, 3.0, 1.35]), "power": np.array([0.0, 0.5, 1.0, 0.3]),
@@ -122,24 +127,19 @@ def test_the_python_path_keeps_its_messages():
 
 
 def test_check_vectorized_finds_the_bound_and_the_shapes():
-    make_problem = functools.partial(imbalance_problem, model="ufm", **FIXED)
+    problem = ImbalanceProblem(model="ufm", **FIXED)  # checks and sizes from the contract
+    plain = as_problem(functools.partial(imbalance_problem, model="ufm", **FIXED))  # none
     flow = sj.Flow(t1=1.0, num_saves=3)
-    check = functools.partial(check_settings, **FIXED)
-    sizes = functools.partial(num_examples, **FIXED)
-    checked = check_vectorized(make_problem, SETTINGS, flow, objective_metrics, check=check,
-                               num_examples=lambda s: sizes(**s))
+    checked = check_vectorized(problem, SETTINGS, flow, objective_metrics)
     points = [{n: v[i].item() for n, v in SETTINGS.items()} for i in range(4)]
-    reference = check_members(make_problem, points, flow, objective_metrics)
+    reference = check_members(plain, points, flow, objective_metrics)
     assert checked.pad_to == reference.pad_to == 14
     np.testing.assert_array_equal(checked.num_examples, reference.num_examples)
     assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), checked.metric_shapes) == \
         jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), reference.metric_shapes)
     with pytest.raises(ValueError, match=r"`ratio` = 0.9 at point 1"):
-        check_vectorized(make_problem, {"ratio": np.array([1.0, 0.9])}, flow,
-                         objective_metrics, check=check)
+        check_vectorized(problem, {"ratio": np.array([1.0, 0.9])}, flow, objective_metrics)
     with pytest.raises(ValueError, match=r"`pad_to` = None is not allowed with traced"):
-        check_vectorized(make_problem, {"ratio": np.array([1.0, 2.0])}, flow,
-                         objective_metrics)
+        check_vectorized(plain, {"ratio": np.array([1.0, 2.0])}, flow, objective_metrics)
     with pytest.raises(ValueError, match=r"`pad_to` = 9 is not allowed: expected at least 14"):
-        check_vectorized(make_problem, SETTINGS, flow, objective_metrics, 9,
-                         num_examples=lambda s: sizes(**s))
+        check_vectorized(problem, SETTINGS, flow, objective_metrics, 9)

@@ -209,7 +209,7 @@ def learning_times(counts, power=0.0, init_strength=1e-4, *, reading: str = "tar
     if reading == "loss":
         return ufm_half_learning_time(counts, weights, init_strength)
     s = jnp.sqrt(weights * counts)
-    return half_learning_time(s, init_strength, int(counts.sum()))
+    return half_learning_time(s, init_strength, counts.sum())
 
 
 def learning_time_ratio(counts, power=0.0, init_strength=1e-4, *, reading: str = "target"):
@@ -217,4 +217,5 @@ def learning_time_ratio(counts, power=0.0, init_strength=1e-4, *, reading: str =
     largest's (> 1: minorities learned later)."""
     counts = _check_counts(counts)
     times = learning_times(counts, power, init_strength, reading=reading)
-    return times[int(np.argmin(counts))] / times[int(np.argmax(counts))]
+    # jnp's argmin: counts may be traced (a sweep's closed forms under one vmap).
+    return times[jnp.argmin(counts)] / times[jnp.argmax(counts)]

@@ -52,16 +52,17 @@ class AbstractImbalanceModel(eqx.Module):
         """
 
     @abc.abstractmethod
-    def predicted_ratio(self, counts: np.ndarray, power: float, init_strength: float) -> float:
-        """The closed-form t_minority / t_majority under the square loss.
+    def predicted_ratio(self, counts: np.ndarray, power: float, init_strength: float):
+        """The closed-form t_minority / t_majority under the square loss; traceable (a sweep
+        computes it for every member under one `vmap`).
 
         **Arguments:**
 
-        - `counts`: examples per class.
+        - `counts`: examples per class (possibly traced floats, `step_counts`).
         - `power`: gamma of the class weights omega_c ~ n_c^-gamma.
         - `init_strength`: the typical start's mode strength a0 (`expected_init_strength`).
 
-        **Returns:** the ratio, a float; NaN where no closed form is derived.
+        **Returns:** the ratio, a scalar; NaN where no closed form is derived.
         """
 
 
@@ -104,12 +105,12 @@ def _loss_reweighting(counts, weights, size, loss, l2):
 
 
 def _ufm_ratio(counts, power, init_strength):
-    z0 = init_strength / np.sqrt(counts)  # the UFM's correct-class output on each class mode
-    return float(analytic.learning_time_ratio(counts, power, z0, reading="loss"))
+    z0 = init_strength / jnp.sqrt(counts)  # the UFM's correct-class output on each class mode
+    return analytic.learning_time_ratio(counts, power, z0, reading="loss")
 
 
 def _ssm_ratio(counts, power, init_strength):
-    return float(analytic.learning_time_ratio(counts, power, init_strength, reading="target"))
+    return analytic.learning_time_ratio(counts, power, init_strength, reading="target")
 
 
 class FreeFeatures(AbstractImbalanceModel):

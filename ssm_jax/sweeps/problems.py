@@ -112,25 +112,37 @@ DEFAULTS: dict = {name: p.default for name, p in inspect.signature(_build).param
 """The settings of `imbalance_problem` and their defaults."""
 
 
-def _members(settings: Mapping[str, np.ndarray], fixed: dict, names) -> list[dict]:
-    """Each member's settings among `names` (defaults filled in), from a design's arrays, as
-    Python numbers (as a design's `point` gives them, so the closed forms compute alike)."""
+def _per_member(function, settings: Mapping[str, np.ndarray], fixed: dict, names) -> np.ndarray:
+    """`function(**member)` for every member of a design at once, over the settings among
+    `names` (defaults filled in): one `vmap` over the numeric settings for each combination
+    of the static ones (`STATIC`: shapes and kinds, Python values inside `function`).
+
+    **Arguments:**
+
+    - `function`: settings -> a number, traceable in the settings not in `STATIC`.
+    - `settings`: {setting name: one value per member}, a design's arrays.
+    - `fixed`: the settings every member shares.
+    - `names`: the settings `function` takes.
+
+    **Returns:** one float per member (float64).
+    """
     size = max((np.size(v) for v in settings.values()), default=1)
-    columns = {name: np.broadcast_to(np.asarray(settings[name]), (size,)) for name in names
-               if name in settings}
-    base = {name: fixed.get(name, DEFAULTS[name]) for name in names}
-    return [base | {name: column[i].item() for name, column in columns.items()}
-            for i in range(size)]
-
-
-def _per_member(function, members: list[dict]) -> np.ndarray:
-    """`function(**member)` for every member, computed once per distinct member."""
-    done = {}
-    for member in members:
-        key = tuple(member.values())
-        if key not in done:
-            done[key] = float(function(**member))
-    return np.array([done[tuple(m.values())] for m in members])
+    column = lambda name: np.broadcast_to(  # noqa: E731
+        np.asarray(settings[name]) if name in settings
+        else np.asarray(fixed.get(name, DEFAULTS[name])), (size,))
+    static = [name for name in names if name in STATIC]
+    numeric = [name for name in names if name not in STATIC]
+    keys = [tuple(column(name)[i].item() for name in static) for i in range(size)] if (
+        any(name in settings for name in static)) else [
+        tuple(column(name)[0].item() for name in static)] * size
+    out = np.empty(size)
+    for key in dict.fromkeys(keys):
+        rows = np.flatnonzero([k == key for k in keys])
+        values = {name: jnp.asarray(column(name)[rows], jnp.result_type(float))
+                  for name in numeric}
+        one = lambda v, key=key: function(**dict(zip(static, key, strict=True)), **v)  # noqa: E731
+        out[rows] = np.asarray(jax.vmap(one)(values), dtype=float)
+    return out
 
 
 class ImbalanceProblem(AbstractProblem):
@@ -189,14 +201,14 @@ class ImbalanceProblem(AbstractProblem):
             return None
         t1 = float(dynamics.ts[-1])
         names = ("num_classes", "ratio", "minority_size", "majority_fraction", "power")
-        return _per_member(lambda **m: predicted_steps(t1=t1, **m),
-                           _members(settings, dict(self.fixed), names))
+        return _per_member(lambda **m: _steps_key(t1=t1, **m), settings, dict(self.fixed),
+                           names)
 
     def predict(self, settings):
         names = ("model", "loss", "num_classes", "ratio", "minority_size",
                  "majority_fraction", "power", "dim", "init_scale")
-        return {"predicted_ratio": _per_member(
-            _closed_form_ratio, _members(settings, dict(self.fixed), names))}
+        return {"predicted_ratio": _per_member(_closed_form_ratio, settings, dict(self.fixed),
+                                               names)}
 
 
 imbalance_problem = ImbalanceProblem()
@@ -204,11 +216,14 @@ imbalance_problem = ImbalanceProblem()
 member (see `ImbalanceProblem`)."""
 
 
-def _closed_form_ratio(*, loss, num_classes, **settings) -> float:
+def _closed_form_ratio(*, model, loss, num_classes, ratio, minority_size, majority_fraction,
+                       power, dim, init_scale):
     # The closed forms hold for the square loss; the cross-entropy has none.
     if loss_named(loss).square_targets(int(num_classes)) is None:
-        return float("nan")
-    return predicted_ratio(num_classes=num_classes, **settings)
+        return jnp.nan
+    counts = step_counts(int(num_classes), ratio, int(minority_size), majority_fraction)
+    return model_named(model).predicted_ratio(counts, power,
+                                              expected_init_strength(init_scale, dim))
 
 
 def num_examples(*, model: str = "ufm", num_classes: int = 10, ratio=10.0,
@@ -284,9 +299,10 @@ def predicted_ratio(*, model: str = "ufm", num_classes: int = 10, ratio: float =
 
     **Returns:** the ratio, a float.
     """
-    kind = model_named(model)
-    counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
-    return kind.predicted_ratio(counts, power, expected_init_strength(init_scale, dim))
+    return float(_closed_form_ratio(model=model, loss="square", num_classes=num_classes,
+                                    ratio=ratio, minority_size=minority_size,
+                                    majority_fraction=majority_fraction, power=power, dim=dim,
+                                    init_scale=init_scale))
 
 
 def predicted_steps(*, t1: float, num_classes: int = 10, ratio: float = 10.0,
@@ -303,5 +319,12 @@ def predicted_steps(*, t1: float, num_classes: int = 10, ratio: float = 10.0,
 
     **Returns:** the key, a float.
     """
-    counts = StepImbalance(int(num_classes), ratio, int(minority_size), majority_fraction).counts
-    return float(t1 * jnp.max(analytic.ufm_growth_rates(counts, class_weights(counts, power))))
+    return float(_steps_key(t1=t1, num_classes=num_classes, ratio=ratio,
+                            minority_size=minority_size, majority_fraction=majority_fraction,
+                            power=power))
+
+
+def _steps_key(*, t1, num_classes, ratio, minority_size, majority_fraction, power):
+    """`predicted_steps`, traceable in the ratio, the majority fraction and the power."""
+    counts = step_counts(int(num_classes), ratio, int(minority_size), majority_fraction)
+    return t1 * jnp.max(analytic.ufm_growth_rates(counts, class_weights(counts, power)))
