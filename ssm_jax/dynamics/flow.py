@@ -135,6 +135,11 @@ def save_times(t1, num_saves: int, t0=0.0):
     return t0 + (jnp.asarray(t1, t0.dtype) - t0) * jnp.linspace(0.0, 1.0, num_saves)
 
 
+def _solver_name(solver) -> str:
+    """The method's name: "Tsit5" for `Tsit5()` and for `erk.Unrolled(Tsit5())`."""
+    return type(erk.stepped(solver)).__name__
+
+
 def _check_solver(solver):
     if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
         raise ValueError(f"`solver` = {solver.__name__} is not allowed: pass an instance, "
@@ -157,7 +162,7 @@ def _check_controller(controller, solver):
     if isinstance(controller, diffrax.AbstractAdaptiveStepSizeController) and not isinstance(
             solver, diffrax.AbstractAdaptiveSolver):
         raise ValueError(f"`stepsize_controller` = {type(controller).__name__} is not allowed "
-                         f"with `solver` = {type(solver).__name__}, which gives no error "
+                         f"with `solver` = {_solver_name(solver)}, which gives no error "
                          "estimate: use diffrax.ConstantStepSize() with a step `dt0`, or an "
                          "adaptive solver such as diffrax.Tsit5().")
     return controller
@@ -242,7 +247,7 @@ class Flow(AbstractDynamics):
                 stepsize_controller = diffrax.ConstantStepSize()
         self.stepsize_controller = _check_controller(stepsize_controller, self.solver)
         if dt0 is None and isinstance(stepsize_controller, diffrax.ConstantStepSize):
-            raise ValueError(f"`dt0` = None is not allowed with {type(self.solver).__name__} "
+            raise ValueError(f"`dt0` = None is not allowed with {_solver_name(self.solver)} "
                              "and a constant step size: give the step size `dt0` (> 0), or "
                              "an adaptive solver such as diffrax.Tsit5().")
         if dt0 is not None:
@@ -273,7 +278,7 @@ class Flow(AbstractDynamics):
         tolerance = lambda name: (float(getattr(controller, name))  # noqa: E731
                                   if hasattr(controller, name) else None)
         return {"kind": "flow", "t1": float(self.ts[-1]), "num_saves": int(self.ts.size),
-                "solver": type(erk.stepped(self.solver)).__name__,
+                "solver": _solver_name(self.solver),
                 "unrolled": isinstance(self.solver, erk.Unrolled), "rtol": tolerance("rtol"),
                 "atol": tolerance("atol"), "max_steps": self.max_steps,
                 "event": None if self.event is None else type(self.event).__name__,
