@@ -221,7 +221,7 @@ def _closed_form_ratio(*, model, loss, num_classes, ratio, minority_size, majori
     # The closed forms hold for the square loss; the cross-entropy has none.
     if loss_named(loss).square_targets(int(num_classes)) is None:
         return jnp.nan
-    counts = step_counts(int(num_classes), ratio, int(minority_size), majority_fraction)
+    counts = _counts(num_classes, ratio, minority_size, majority_fraction)
     return model_named(model).predicted_ratio(counts, power,
                                               expected_init_strength(init_scale, dim))
 
@@ -326,5 +326,14 @@ def predicted_steps(*, t1: float, num_classes: int = 10, ratio: float = 10.0,
 
 def _steps_key(*, t1, num_classes, ratio, minority_size, majority_fraction, power):
     """`predicted_steps`, traceable in the ratio, the majority fraction and the power."""
-    counts = step_counts(int(num_classes), ratio, int(minority_size), majority_fraction)
+    counts = _counts(num_classes, ratio, minority_size, majority_fraction)
     return t1 * jnp.max(analytic.ufm_growth_rates(counts, class_weights(counts, power)))
+
+
+def _counts(num_classes, ratio, minority_size, majority_fraction):
+    """The step imbalance's counts: checked integers (`StepImbalance`) for concrete settings,
+    floats (`step_counts`) for traced ones."""
+    if _validate.is_concrete((ratio, majority_fraction)):
+        return StepImbalance(int(num_classes), ratio, int(minority_size),
+                             majority_fraction).counts
+    return step_counts(int(num_classes), ratio, int(minority_size), majority_fraction)
