@@ -139,10 +139,11 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
                            class_groups=class_groups)
     runner = ChunkRunner(problem, checked.points, checked.members.pad_to,
                          batching.prepare(dynamics), metrics, batching, seed, vectorized)
-    stored_size = destination.stored_chunk_size()  # a joining writer keeps the store's plan
+    if chunk_size is None:  # a joining writer keeps the plan of the store it joins
+        chunk_size, max_batch = destination.stored_chunk_size(), (
+            None if destination.stored_chunk_size() else max_batch)
     plan = make_plan(design.size, checked.keys,
-                     stored_size or chunk_size or runner.default_chunk_size(devices),
-                     max_batch=None if stored_size else max_batch,
+                     chunk_size or runner.default_chunk_size(devices), max_batch=max_batch,
                      process_index=destination.process[0],
                      process_count=destination.process[1],
                      num_examples=None if pad_to is not None else checked.members.num_examples,
