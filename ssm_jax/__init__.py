@@ -44,9 +44,9 @@ from .dynamics import (
     save_times as save_times,
     train as train,
     train_network as train_network,
-    train_networks as train_networks,
     training_setting as training_setting,
 )
+from .experiments.network_runs import train_networks as train_networks
 from .metrics import (
     SeparableMetrics as SeparableMetrics,
     class_means as class_means,

@@ -68,13 +68,13 @@ def test_one_compilation_per_bucket_and_the_numbers_of_padding_to_the_largest():
                          sj.Flow(t1=0.7, num_saves=4), objective_metrics, sj.sweeps.Map(),
                          vectorized=True)
     device = jax.devices()[0]
-    before = eqx.debug.get_num_traces(execute._run_chunk)
+    before = eqx.debug.get_num_traces(execute.run_members)
     bucketed = [runner(plan.filled(c), device, plan.padded_size(c)) for c in range(2)]
-    assert eqx.debug.get_num_traces(execute._run_chunk) - before == 2
+    assert eqx.debug.get_num_traces(execute.run_members) - before == 2
     for members, out in zip(plan.chunks, bucketed, strict=True):
         largest = runner(np.asarray(members), device)  # padded to 28, as without buckets
         for name in ("loss", "class_progress"):
             np.testing.assert_allclose(out.recorded[name], largest.recorded[name], rtol=1e-10,
                                        atol=0, err_msg=name)
         np.testing.assert_array_equal(out.stats["num_steps"], largest.stats["num_steps"])
-    assert eqx.debug.get_num_traces(execute._run_chunk) - before == 2  # 28 was compiled
+    assert eqx.debug.get_num_traces(execute.run_members) - before == 2  # 28 was compiled

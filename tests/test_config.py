@@ -240,7 +240,7 @@ def test_a_failed_sweep_resumes_and_reports_what_it_computed(tmp_path, monkeypat
     monkeypatch.setenv("SSM_JAX_CACHE_DIR", str(tmp_path / "cache"))
     cfg = _write(tmp_path, TINY)
     out = tmp_path / "store"
-    original, calls = execute._run_chunk, []
+    original, calls = execute.run_members, []
 
     def fails_second(*args):
         calls.append(1)
@@ -248,7 +248,7 @@ def test_a_failed_sweep_resumes_and_reports_what_it_computed(tmp_path, monkeypat
             raise RuntimeError("device lost (simulated)")
         return original(*args)
 
-    monkeypatch.setattr(execute, "_run_chunk", fails_second)
+    monkeypatch.setattr(execute, "run_members", fails_second)
     failed = _invoke("sweep", cfg, "--out", out, "--max-batch", "3")
     assert failed.exit_code == 1, failed.output
     assert "RuntimeError: device lost (simulated)" in _words(failed.output)

@@ -13,7 +13,9 @@ from ssm_jax.data.digits import digit_pair, digits_images, step_imbalanced_digit
 from ssm_jax.data.imbalance import class_weights
 from ssm_jax.dynamics import network_training as nt
 from ssm_jax.experiments import digits as experiment
+from ssm_jax.experiments.network_runs import train_networks
 from ssm_jax.models.networks import CNN, MLP, Conv3x3
+from ssm_jax.sweeps.batching.memberwise import run_members
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +156,7 @@ def test_training_deterministic_and_vmapped_equals_one_by_one():
     ]
     keys = jax.random.split(jax.random.key(1), 3)
     options = dict(record_every=3, batch_size=16)
-    stacked = nt.train_networks(nt.init_networks(make, init_keys), data, nt.stack(settings),
+    stacked = train_networks(nt.init_networks(make, init_keys), data, nt.stack(settings),
                                 6, keys=keys, **options)
     assert stacked.metrics["test_accuracy"].shape == (3, 3, 2)
     assert stacked.metrics["probe_predicted"].shape == (3, 3, 8, 2)
@@ -185,10 +187,10 @@ def test_new_weights_and_rates_do_not_recompile():
         nt.training_setting(pair.y_train, 2, l2=l2, dropout=0.1 * i, learning_rate=0.1 + i,
                             importance_weights=np.where(pair.y_train == 1, w, 1.0))
         for i in range(2)])
-    before = eqx.debug.get_num_traces(nt._run)
-    nt.train_networks(nets, data, settings(2.0, 0.0), 4, keys=keys, record_every=2)
-    nt.train_networks(nets, data, settings(0.01, 1e-3), 4, keys=keys, record_every=2)
-    assert eqx.debug.get_num_traces(nt._run) - before == 1
+    before = eqx.debug.get_num_traces(run_members)
+    train_networks(nets, data, settings(2.0, 0.0), 4, keys=keys, record_every=2)
+    train_networks(nets, data, settings(0.01, 1e-3), 4, keys=keys, record_every=2)
+    assert eqx.debug.get_num_traces(run_members) - before == 1
 
 
 def test_erm_learns_majorities_first_and_reweighting_narrows_the_gap(imbalanced):
@@ -204,7 +206,7 @@ def test_erm_learns_majorities_first_and_reweighting_narrows_the_gap(imbalanced)
         nt.training_setting(imbalanced.y_train, 10, learning_rate=0.02, momentum=0.9,
                             class_weights=class_weights(counts, power))
         for power in (0.0, 0.0, 0.0, 1.0, 1.0, 1.0)])
-    run = nt.train_networks(networks, data, settings, 30, record_every=30,
+    run = train_networks(networks, data, settings, 30, record_every=30,
                             keys=jax.random.split(jax.random.key(1), 6))
     acc = np.asarray(run.metrics["test_accuracy"])[:, -1]
     gap = acc[:, :5].mean(-1) - acc[:, 5:].mean(-1)

@@ -28,10 +28,10 @@ SMALL = dataclasses.replace(study.QUICK, ratios=(4.0, 16.0), models=("ufm_square
 
 @pytest.fixture(scope="module")
 def aligned():
-    before = eqx.debug.get_num_traces(execute._run_chunk)
+    before = eqx.debug.get_num_traces(execute.run_members)
     ds = study.run_schedules(SMALL)
     # One compilation per model: every method and ratio of a model shares it.
-    return ds, eqx.debug.get_num_traces(execute._run_chunk) - before
+    return ds, eqx.debug.get_num_traces(execute.run_members) - before
 
 
 def test_dataset_variables_and_one_compilation_per_model(aligned):

@@ -67,27 +67,27 @@ def test_chunking_order_and_batching_change_no_number(reference, kwargs):
 
 
 def test_one_compilation_for_the_whole_grid():
-    before = eqx.debug.get_num_traces(sweep_module._run_chunk)
+    before = eqx.debug.get_num_traces(sweep_module.run_members)
     ds = sj.sweep(sp.ufm_problem, sj.Grid(ratio=[1.0, 2.0, 5.0], power=[0.0, 0.3, 1.0],
                                            init_scale=[1e-3, 1e-2], seed=[3, 4]),
                   t1=50.0, num_saves=5, chunk_size=7)
     assert ds.sizes["chunk"] == 6
-    assert eqx.debug.get_num_traces(sweep_module._run_chunk) - before == 1
+    assert eqx.debug.get_num_traces(sweep_module.run_members) - before == 1
 
 
 def test_chunks_that_exhaust_memory_are_split(reference, monkeypatch):
     import jax
 
-    original = sweep_module._run_chunk
+    original = sweep_module.run_members
     sizes = []
 
-    def small_memory(batch, *args):
+    def small_memory(member, shared, batch, *args):
         sizes.append(len(batch[-1]))
         if len(batch[-1]) > 2:
             raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory (simulated)")
-        return original(batch, *args)
+        return original(member, shared, batch, *args)
 
-    monkeypatch.setattr(sweep_module, "_run_chunk", small_memory)
+    monkeypatch.setattr(sweep_module, "run_members", small_memory)
     _assert_same(sp.run(chunk_size=5), reference)
     assert max(sizes) == 5 and sizes.count(5) == 3 and set(sizes) <= {5, 3, 2, 1}
 
@@ -121,13 +121,13 @@ def test_bad_input_stops_before_compute():
         sj.Grid(ratio=[])
     with pytest.raises(ValueError, match="ratio"):
         sj.Grid(ratio=[1.0, float("nan")])
-    before = eqx.debug.get_num_traces(sweep_module._run_chunk)
+    before = eqx.debug.get_num_traces(sweep_module.run_members)
     with pytest.raises(ValueError, match="ratio"):
         sj.sweep(sp.ufm_problem, sj.Grid(ratio=[2.0, 0.5], power=[0.0], init_scale=[1e-2],
                                           seed=[0]), t1=10.0)
     with pytest.raises(ValueError, match="`batching` = 'vmap' is not allowed: expected a "):
         sp.run(batching="vmap")  # names are for configuration files and the command line
-    assert eqx.debug.get_num_traces(sweep_module._run_chunk) == before
+    assert eqx.debug.get_num_traces(sweep_module.run_members) == before
 
 
 def _python(code: str, env_extra=None, **kwargs):

@@ -25,12 +25,12 @@ GRID = sj.Grid(ratio=[1.0, 4.0], power=[0.0], init_scale=[1e-2], seed=[0])
 def _refused(call, *parts, store: Path | None = None):
     """`call` raises a ValueError whose message holds every part, before any compute and
     without making `store`."""
-    before = eqx.debug.get_num_traces(execute._run_chunk)
+    before = eqx.debug.get_num_traces(execute.run_members)
     with pytest.raises(ValueError) as info:
         call()
     for part in parts:
         assert part in str(info.value), (part, str(info.value))
-    assert eqx.debug.get_num_traces(execute._run_chunk) == before
+    assert eqx.debug.get_num_traces(execute.run_members) == before
     assert store is None or not store.exists()
     return str(info.value)
 
@@ -159,7 +159,7 @@ def test_output_folders_are_refused_before_compute(tmp_path, read_only):
 
 def _failing_after(calls: int, monkeypatch):
     """The compiled chunk, failing from its `calls + 1`-th call on."""
-    original = execute._run_chunk
+    original = execute.run_members
     count = [0]
 
     def run_chunk(*args):
@@ -168,7 +168,7 @@ def _failing_after(calls: int, monkeypatch):
             raise RuntimeError("device lost (simulated)")
         return original(*args)
 
-    monkeypatch.setattr(execute, "_run_chunk", run_chunk)
+    monkeypatch.setattr(execute, "run_members", run_chunk)
 
 
 def test_a_failure_before_the_first_chunk_leaves_nothing(tmp_path, monkeypatch):

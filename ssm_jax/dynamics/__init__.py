@@ -23,8 +23,8 @@ from .network_training import (
     NetworkObjective as NetworkObjective,
     NetworkRun as NetworkRun,
     TrainSetting as TrainSetting,
+    run_network as run_network,
     train_network as train_network,
-    train_networks as train_networks,
     training_setting as training_setting,
 )
 from .trajectory import STATUS as STATUS, Trajectory as Trajectory

@@ -6,8 +6,9 @@ class-mean penultimate features every few steps.
 The networks train through `Train`, the package's one trainer: `NetworkObjective` owns what
 is particular to them (each step a batch gathered from the images and fresh dropout masks;
 evaluation with batch-norm statistics of the training set), and the optimizer's learning
-rate, momentum and L2 are per-run hyperparameters. `train_networks` vmaps the run over seeds
-and settings, so a grid of runs compiles once.
+rate, momentum and L2 are per-run hyperparameters. `run_network` is one run, traceable;
+`experiments.network_runs.train_networks` runs a stack of them (seeds and settings) through
+the sweeps' batching, so a grid of runs compiles once.
 """
 
 import equinox as eqx
@@ -289,7 +290,19 @@ def sgd_with_l2(learning_rate, momentum, l2):
     return optax.chain(optax.add_decayed_weights(l2), optax.sgd(learning_rate, momentum))
 
 
-def _run_one(network, data, setting, key, dynamics):
+def run_network(network, data: NetworkData, setting: TrainSetting, key, dynamics: Train):
+    """One network's training run, traceable (a batch of runs vmaps it).
+
+    **Arguments:**
+
+    - `network`: an `MLP` or `CNN`; its floating-point arrays are trained.
+    - `data`: a `NetworkData`.
+    - `setting`: a `TrainSetting`.
+    - `key`: draws dropout masks and minibatches.
+    - `dynamics`: from `network_dynamics`.
+
+    **Returns:** (recorded metrics, the trained network).
+    """
     params, static = eqx.partition(network, eqx.is_inexact_array)
     objective = NetworkObjective(data, setting.example_weights, setting.dropout)
     hyperparameters = {"learning_rate": setting.learning_rate, "momentum": setting.momentum,
@@ -299,15 +312,18 @@ def _run_one(network, data, setting, key, dynamics):
     return recorded, eqx.combine(final, static)
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run(networks, data, settings, keys, dynamics, batched):
-    run = lambda net, setting, key: _run_one(net, data, setting, key, dynamics)  # noqa: E731
-    return eqx.filter_vmap(run)(networks, settings, keys) if batched else run(networks,
-                                                                               settings, keys)
+_run = eqx.filter_jit(run_network)
 
 
-def _dynamics(data, steps, record_every, batch_size, precision) -> Train:
+def network_dynamics(data: NetworkData, steps: int, record_every: int,
+                     batch_size: int | None, precision: str) -> Train:
+    """The trainer of the digits networks: `sgd_with_l2` for `steps` steps, each on a batch of
+    `batch_size` images (all n for None), recording every `record_every` steps.
+
+    **Arguments:** as for `train_network`.
+
+    **Returns:** a `Train`. Raises `ValueError` for a batch larger than the training set.
+    """
     n = data.y_train.shape[0]
     if batch_size is not None:
         batch_size = _validate.integer("batch_size", batch_size, minimum=1)
@@ -319,25 +335,36 @@ def _dynamics(data, steps, record_every, batch_size, precision) -> Train:
                  batch_size=n if batch_size is None else batch_size, precision=precision)
 
 
-def _check_weights(data, setting):
+def check_training(network, data: NetworkData, setting: TrainSetting) -> None:
+    """Checks a network against the data it is to train on (`check_network`) and the
+    setting's example weights against the training set, before any compute.
+
+    **Arguments:**
+
+    - `network`: one network (no run axis).
+    - `data`: a `NetworkData`.
+    - `setting`: a `TrainSetting`, possibly with a leading run axis.
+
+    **Returns:** nothing; raises `ValueError`.
+    """
     n = data.y_train.shape[0]
     shape = np.shape(setting.example_weights)
     if shape[-1:] != (n,):
         raise ValueError(f"`setting.example_weights` has shape {shape}: expected one weight "
                          f"per training image, ({n},).")
+    check_network(network, data)
 
 
-def _train(networks, data, settings, key_or_keys, steps, record_every, batch_size, batched,
-           precision):
-    _check_weights(data, settings)
-    one = lambda x: x[0] if eqx.is_array(x) else x  # noqa: E731
-    check_network(jax.tree_util.tree_map(one, networks) if batched else networks, data)
-    dynamics = _dynamics(data, steps, record_every, batch_size, precision)
-    with jax.default_matmul_precision(dynamics.precision):
-        (recorded, final), compile_s, run_s = timed_call(
-            _run, networks, data, settings, key_or_keys, dynamics, batched)
-    steps = jnp.arange(0, dynamics.steps + 1, dynamics.record_every)
-    return NetworkRun(steps, recorded, final, compile_s, run_s)
+def recorded_steps(dynamics: Train):
+    """The steps at which `dynamics` records: 0, record_every, ..., steps.
+
+    **Arguments:**
+
+    - `dynamics`: a `Train`.
+
+    **Returns:** an integer array.
+    """
+    return jnp.arange(0, dynamics.steps + 1, dynamics.record_every)
 
 
 def train_network(network: AbstractNetwork, data: NetworkData, setting: TrainSetting,
@@ -359,26 +386,9 @@ def train_network(network: AbstractNetwork, data: NetworkData, setting: TrainSet
 
     **Returns:** a `NetworkRun`.
     """
-    return _train(network, data, setting, key, steps, record_every, batch_size, False,
-                  precision)
-
-
-def train_networks(networks: AbstractNetwork, data: NetworkData, settings: TrainSetting,
-                   steps: int, *, keys, record_every: int = 1, batch_size: int | None = None,
-                   precision: str = "highest") -> NetworkRun:
-    """Trains a stack of networks (seeds and settings, e.g. from `init_networks` and `stack`),
-    vmapped in one compiled call; member i is exactly `train_network(networks[i], data,
-    settings[i], ..., key=keys[i])`.
-
-    **Arguments:** as for `train_network`, with a leading axis on `networks`, `settings` and
-    `keys`.
-
-    **Returns:** a `NetworkRun` with a leading run axis on its metrics and final networks.
-    """
-    sizes = {jax.tree_util.tree_leaves(x)[0].shape[0] for x in (settings, keys)}
-    sizes.add(jax.tree_util.tree_leaves(eqx.filter(networks, eqx.is_array))[0].shape[0])
-    if len(sizes) != 1:
-        raise ValueError(f"`networks`, `settings` and `keys` have leading axes of sizes "
-                         f"{sorted(sizes)}: expected one size, the number of runs.")
-    return _train(networks, data, settings, keys, steps, record_every, batch_size, True,
-                  precision)
+    check_training(network, data, setting)
+    dynamics = network_dynamics(data, steps, record_every, batch_size, precision)
+    with jax.default_matmul_precision(dynamics.precision):
+        (recorded, final), compile_s, run_s = timed_call(_run, network, data, setting, key,
+                                                         dynamics)
+    return NetworkRun(recorded_steps(dynamics), recorded, final, compile_s, run_s)

@@ -26,16 +26,11 @@ import xarray as xr
 from .. import _validate, analytic
 from ..data.digits import DEFAULT_PAIR, digit_pair, step_imbalanced_digits
 from ..data.imbalance import class_weights
-from ..dynamics.network_training import (
-    NetworkData,
-    init_networks,
-    stack,
-    train_networks,
-    training_setting,
-)
+from ..dynamics.network_training import NetworkData, init_networks, stack, training_setting
 from ..metrics.per_class import learning_time
 from ..models.networks import CNN, MLP
 from ..results import cf_attributes
+from .network_runs import train_networks
 
 NETWORKS = {"mlp": MLP, "cnn": CNN}
 EXPERIMENTS = ("reweighting", "importance")

@@ -10,9 +10,10 @@ them is a linear model with a bias, and every model stays homogeneous in its par
 limit of a linear predictor is the max-margin direction of the augmented data.
 
 For each model, one compiled call integrates the gradient flow of every weight, lambda, loss
-and seed at once: `eqx.filter_vmap` over the initial parameters, the objectives (which differ
-in inputs, example weights, lambda and loss, all array leaves: `LogisticOrPolynomial` picks the
-loss by a 0/1 leaf) and the metrics (which hold each seed's probe set and SVM direction).
+and seed at once, through the sweeps' batching (`run_members` under `Vmap()`) over the
+initial parameters, the objectives (which differ in inputs, example weights, lambda and loss,
+all array leaves: `LogisticOrPolynomial` picks the loss by a 0/1 leaf) and the metrics (which
+hold each seed's probe set and SVM direction).
 
 Long horizons (to t = 1e12, saves log-spaced) by adaptive steps, no change of variables; see
 docs/importance.md for the measured step counts:
@@ -33,8 +34,8 @@ docs/importance.md for the measured step counts:
   "max_steps" (reported, their later saves NaN: they did not happen). docs/importance.md
   has the measurements.
 
-Each model's batch runs `Flow.run` (the package's one integrator) under `vmap`, with a rest
-event.
+Each model's batch runs `Flow.run` (the package's one integrator) in lockstep (`Vmap()`, the
+sweeps' batching), with a rest event.
 """
 
 from collections.abc import Callable
@@ -66,6 +67,8 @@ from ..models.linear import Linear
 from ..models.two_layer_relu import TwoLayerReLU
 from ..objective import Objective
 from ..results import cf_attributes
+from ..sweeps.batching import Vmap
+from ..sweeps.batching.memberwise import run_members
 
 TABLE_TIMES = (1e1, 1e3, 1e6, 1e9)
 """The times at which the table reports the fraction of the probe set predicted positive."""
@@ -210,16 +213,12 @@ def problem_data(config: ImportanceConfig, seed: int):
     return X, y, probe, svm
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _flow(dynamics, params, static, objectives, metrics):
-    """The batched long-horizon flow: params, objectives and metrics carry a leading batch
-    axis. Returns ((recorded metrics, parameter history), final parameters, stats)."""
-
-    def one(params, objective, metric):
-        return dynamics.run(params, static, objective, None, metric, save_params=True)
-
-    return eqx.filter_vmap(one)(params, objectives, metrics)
+def _member(shared, arrays):
+    """One run of the batch: its long-horizon flow with the parameters' history."""
+    dynamics, (model_static, objective_static, metric_static) = shared
+    params, objective, metric = arrays
+    return dynamics.run(params, model_static, eqx.combine(objective, objective_static), None,
+                        eqx.combine(metric, metric_static), save_params=True)
 
 
 def _stack(trees):
@@ -247,9 +246,13 @@ def _run_model(config: ImportanceConfig, model_name: str, data, ts):
     dynamics = Flow(ts=ts, solver=solver,
                     stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
                     max_steps=config.max_steps, event=rest(rest_tol))
+    # The batch's arrays (parameters, weights, probes) stacked; the rest shared.
+    (objectives, objective_static), (metrics, metric_static) = (
+        eqx.partition(_stack(trees), eqx.is_array) for trees in (objectives, metrics))
+    shared = (dynamics, (static, objective_static, metric_static))
     with jax.default_matmul_precision(dynamics.precision):
         ((recorded, history), _, stats), compile_s, run_s = timed_call(
-            _flow, dynamics, _stack(params), static, _stack(objectives), _stack(metrics))
+            run_members, _member, shared, (_stack(params), objectives, metrics), Vmap())
     shape = (len(config.losses), len(config.log2_weights), len(config.l2s), len(config.seeds))
     reshape = lambda x: np.asarray(x).reshape(shape + np.shape(x)[1:])  # noqa: E731
     recorded = {("objective" if name == "loss" else name): reshape(recorded[name])

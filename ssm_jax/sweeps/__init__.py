@@ -13,6 +13,6 @@ from .grid import Grid as Grid
 from .padding import pad_examples as pad_examples
 from .points import Points as Points
 from .problem import AbstractProblem as AbstractProblem
-from .problems import imbalance_problem as imbalance_problem
+from .problems import ImbalanceProblem as ImbalanceProblem, imbalance_problem as imbalance_problem
 from .run import open_sweep as open_sweep, sweep as sweep
 from .store import SweepStore as SweepStore

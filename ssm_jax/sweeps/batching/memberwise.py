@@ -1,5 +1,7 @@
-"""Batchings that run each member's `dynamics.run` as a whole, over the chunk by one JAX
-transformation (`lax.map` or `vmap`): one compiled call per chunk shape, `_run_chunk`."""
+"""Batchings that run each member as a whole, over the batch by one JAX transformation
+(`lax.map` or `vmap`), in one compiled call per batch shape: `run_members`, the engine of a
+sweep's chunks and of every other batch of runs in the package (the importance experiment's
+flows, the digits networks' training)."""
 
 import abc
 from collections.abc import Callable
@@ -27,13 +29,12 @@ class AbstractMemberwise(AbstractBatching):
 
         **Arguments:**
 
-        - `member`: one member's (parameters, objective arrays, hyperparameters, key) ->
-          (recorded, stats).
-        - `batch`: those four, stacked along a leading member axis.
-        - `listener`: an int32 scalar naming the chunk's progress callback, for
-          `member_done`; -1 for none.
+        - `member`: one member's arrays -> its outputs (arrays).
+        - `batch`: every member's arrays, stacked along a leading member axis.
+        - `listener`: an int32 scalar naming a progress callback, for `member_done`; -1 for
+          none.
 
-        **Returns:** (recorded, stats), stacked.
+        **Returns:** the outputs, stacked.
         """
 
     def check(self, dynamics) -> None:
@@ -50,12 +51,23 @@ class AbstractMemberwise(AbstractBatching):
             _LISTENERS[listener] = lambda: progress(next(done))
         try:
             (recorded, stats), compile_s, run_s = timed_call(
-                _run_chunk, batch, static, dynamics, metrics, self, jnp.asarray(listener))
+                run_members, _sweep_member, (static, dynamics, metrics), batch, self,
+                jnp.asarray(listener))
         finally:
             _LISTENERS.pop(listener, None)
         if progress is not None:
             progress(len(stats["num_steps"]))
         return ChunkOutput(recorded, stats, compile_s, run_s)
+
+
+def _sweep_member(shared, args):
+    """One member of a sweep's chunk: its `dynamics.run`."""
+    (model_static, objective_static), dynamics, metrics = shared
+    params, objective, hyper, key = args
+    recorded, _, stats = dynamics.run(params, model_static,
+                                      eqx.combine(objective, objective_static), key, metrics,
+                                      hyperparameters=hyper)
+    return recorded, stats
 
 
 _LISTENERS: dict[int, Callable[[], None]] = {}
@@ -64,13 +76,13 @@ _listener_ids = itertools.count()
 
 
 def member_done(listener, _) -> None:
-    """Called from inside a compiled chunk as a member ends (its step count, the second
-    argument, makes the call wait for the member's run).
+    """Called from inside a compiled batch as a member ends (the second argument, one of the
+    member's outputs, makes the call wait for the member's run).
 
     **Arguments:**
 
-    - `listener`: the chunk's callback number.
-    - `_`: the member's step count.
+    - `listener`: the batch's callback number.
+    - `_`: an output of the member.
 
     **Returns:** nothing.
     """
@@ -81,14 +93,22 @@ def member_done(listener, _) -> None:
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compilations; tests read the count
-def _run_chunk(batch, static, dynamics, metrics, batching: AbstractMemberwise, listener):
-    model_static, objective_static = static
+def run_members(member: Callable, shared, batch, batching: AbstractMemberwise, listener=-1):
+    """`member(shared, one)` for every member `one` of `batch`, under `batching`'s
+    transformation, compiled once per shape of the batch (everything a run varies is an array
+    of `batch`).
 
-    def member(args):
-        params, objective, hyper, key = args
-        recorded, _, stats = dynamics.run(params, model_static,
-                                          eqx.combine(objective, objective_static), key,
-                                          metrics, hyperparameters=hyper)
-        return recorded, stats
+    **Arguments:**
 
-    return batching.over(member, batch, listener)
+    - `member`: (shared, one member's arrays) -> its outputs, arrays; a function defined once
+      (a new function is a new compilation).
+    - `shared`: what every member reads, the same for all (a pytree: its arrays are arguments,
+      anything else is static).
+    - `batch`: every member's arrays, stacked along a leading member axis.
+    - `batching`: `Map()` or `Vmap()` (any `AbstractMemberwise`).
+    - `listener`: a progress callback's number (`member_done`; an int32 array, so that
+      chunks with other callbacks share the compilation), or -1 for none.
+
+    **Returns:** the members' outputs, stacked along a leading member axis.
+    """
+    return batching.over(lambda one: member(shared, one), batch, listener)
