@@ -35,12 +35,9 @@ with the reason recorded, and a section that fails records its error while the n
 - `precision`: float32 W2 with `Flow(precision="highest")` against `precision="default"`
   (TF32 on GPUs): steps, time, and the difference between the two and from `gradient_flow`.
 
-Before `import ssm_jax` on a machine without zarr: `import ssm_jax` imports zarr eagerly
-(ssm_jax/__init__.py -> ssm_jax/sweeps/__init__.py -> sweeps/run.py -> sweeps/destination.py
--> sweeps/store.py: `import zarr`), so install the zarr wheel (and its dependencies) from a
-local folder first, e.g. `pip install --no-index --find-links WHEELS zarr`. netCDF4 is
-imported only when a netCDF file is written, which this script does not do; it writes no
-zarr store either.
+No zarr or netCDF4 is needed: `import ssm_jax` imports zarr only when a sweep store is used
+(`sweeps/store.py`) and netCDF4 only when a netCDF file is written, and this script does
+neither (the GPU image has neither package).
 
 JAX may take at most `XLA_PYTHON_CLIENT_MEM_FRACTION` of the GPU (0.6 unless set), so that
 torch has room beside it.

@@ -46,11 +46,14 @@ class AbstractDynamics(eqx.Module):
     - `check(objective, hyperparameters)`: checks against an objective and the per-run
       settings, before any compute.
     - `describe()`: its settings as plain JSON values (kept with sweep stores).
+    - `working_copies`: how many copies of the parameters a run holds at once (a solver's
+      stages, error estimate and candidate; an optimizer's state), for memory estimates.
 
     Calling a dynamics on a model runs it once, compiled and timed, and returns a `Trajectory`.
     """
 
     precision: eqx.AbstractVar[str]
+    working_copies: eqx.AbstractClassVar[int]
 
     @abc.abstractmethod
     def record_times(self) -> Float[Array, " T"]:

@@ -63,6 +63,8 @@ class Train(AbstractDynamics):
     - `precision`: matmul precision while compiling ("highest" keeps TF32 out on GPUs).
     """
 
+    working_copies = 6  # parameters, gradient, optimizer state, update, records
+
     optimizer: optax.GradientTransformation | Callable[..., optax.GradientTransformation]
     steps: int = eqx.field(static=True)
     record_every: int = eqx.field(static=True)

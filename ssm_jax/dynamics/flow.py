@@ -221,6 +221,8 @@ class Flow(AbstractDynamics):
       so the numbers agree with the parameters' to the tolerance, not to round-off.
     """
 
+    working_copies = 16  # up to 7 stages, error, candidate, dense output, saves
+
     ts: Float[Array, " T"]
     solver: diffrax.AbstractSolver
     stepsize_controller: diffrax.AbstractStepSizeController

@@ -20,7 +20,6 @@ import jax
 import numpy as np
 
 from .. import _validate
-from ..dynamics.flow import Flow
 
 MAX_BUCKETS = 4
 """The default bound on size buckets, hence on compilations of a sweep's chunks."""
@@ -240,6 +239,5 @@ def member_bytes(problem, dynamics, num_metric_values: int) -> int:
     objective_bytes = sum(x.size * x.dtype.itemsize
                           for x in jax.tree_util.tree_leaves(eqx.filter(objective, eqx.is_array)))
     num_records = dynamics.record_times().size
-    working_copies = 16 if isinstance(dynamics, Flow) else 6
-    return int(working_copies * param_bytes + 2 * objective_bytes
+    return int(dynamics.working_copies * param_bytes + 2 * objective_bytes
                + 8 * num_records * num_metric_values)

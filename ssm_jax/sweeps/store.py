@@ -27,7 +27,6 @@ import warnings
 
 import numpy as np
 import xarray as xr
-import zarr
 
 from .. import _validate
 from .lock import LOCKS as _LOCKS, WriterLock
@@ -35,7 +34,6 @@ from .lock import LOCKS as _LOCKS, WriterLock
 _MANIFEST = "manifest.json"
 _RESULTS = "results.zarr"
 _DONE = "done"
-_COMPRESSOR = zarr.codecs.ZstdCodec(level=3)
 
 
 def read_manifest(path) -> dict | None:
@@ -119,7 +117,7 @@ def _consolidate(path: Path) -> None:
     """The zarr store's metadata gathered into its root, so that it opens with one read."""
     with warnings.catch_warnings():  # zarr notes that v3 does not specify consolidation yet
         warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+        _zarr().consolidate_metadata(path)
 
 
 def check_store(name: str, path, resume: bool) -> Path:
@@ -272,10 +270,10 @@ class SweepStore:
         empty.attrs = {k: v for k, v in described.attrs.items()
                        if k in ("config", "python", "device") or k.startswith("version_")}
         encoding = {name: {"chunks": (self.manifest["chunk_size"],) + v.shape[1:],
-                           "compressors": [_COMPRESSOR]}
+                           "compressors": [_zarr().codecs.ZstdCodec(level=3)]}
                     for name, v in empty.variables.items() if v.dims[:1] == ("run",)}
         empty.to_zarr(where, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
-        group = zarr.open_group(where, mode="r+")
+        group = _zarr().open_group(where, mode="r+")
         for _, array in group.arrays():
             if array.metadata.dimension_names[:1] == ("run",):
                 array.resize((order.size,) + array.shape[1:])
@@ -289,3 +287,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def _zarr():
+    """zarr, imported when a store is used: the package imports (and sweeps without a store
+    run) where it is not installed."""
+    import zarr
+
+    return zarr
