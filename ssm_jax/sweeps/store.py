@@ -7,15 +7,17 @@ job array) fill chunk by chunk. The store is a folder:
   it), with CF-style attributes on every variable. Its zarr chunks along `run` are the plan's
   chunks: each plan chunk writes its own chunk files, never shared by two writers. All in it
   follows from the sweep's settings: a resumed sweep leaves the bytes of an uninterrupted one.
-- `done/NNNNNN.json`: written (atomically) once chunk NNNNNN's data are, with its own numbers
-  (size, waste, and the measurements that differ from run to run: compile and run seconds,
-  device) and its writer. Resuming redoes exactly the chunks without one.
+- `done/NNNNNN.json`: written (atomically) once chunk NNNNNN's data are flushed, with its own
+  numbers (size, waste, and the measurements that differ from run to run: compile and run
+  seconds, device), its writer, and the size and checksum of each file it wrote
+  (`markers`). Resuming redoes exactly the chunks without a marker whose files check.
 - `locks/`: one lock file per writer (host and pid; `lock.WriterLock`): two writers never
   write one shard.
 
-The first chunk writes the manifest and the empty zarr store: a sweep that fails before it
-leaves nothing behind."""
+The first chunk writes the manifest and the empty zarr store: a sweep that fails before a chunk
+is done leaves nothing behind (what its writer made is removed again)."""
 
+import itertools
 import json
 import math
 import os
@@ -30,35 +32,94 @@ import xarray as xr
 
 from .. import _validate
 from .lock import LOCKS as _LOCKS, WriterLock
+from .markers import atomic_write_text, damage_listing, record_files, verify_markers, write_marker
 
 _MANIFEST = "manifest.json"
 _RESULTS = "results.zarr"
 _DONE = "done"
+_ANEW = ("remove the folder (its chunks cannot be read without the manifest) or choose another "
+         "to run the sweep anew")
 
 
-def read_manifest(path) -> dict | None:
-    """The manifest of the sweep stored at the folder `path`.
+def read_manifest(path, name: str = "path") -> dict | None:
+    """The manifest of the sweep stored at the folder `path`, checked for form.
 
-    **Returns:** the manifest as a dict, or None where `path` holds no sweep.
+    **Arguments:**
+
+    - `path`: the store's folder.
+    - `name`: the parameter that gave the path, for messages.
+
+    **Returns:** the manifest as a dict, or None where `path` holds no sweep; a `ValueError`
+    naming the file where it cannot be read, is not JSON, or lacks the member order and the
+    chunk size.
     """
     manifest_path = Path(path) / _MANIFEST
-    return json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    if not manifest_path.is_file():
+        return None
+    shown = f"`{name}` = '{path}': {_MANIFEST}"
+    try:
+        text = manifest_path.read_bytes()
+        manifest = json.loads(text)
+    except OSError as error:
+        raise ValueError(f"{shown} cannot be read ({error.strerror}): expected the manifest a "
+                         "sweep writes, readable.") from None
+    except ValueError as error:  # a decoding error too
+        why = "the file is empty" if not text.strip() else str(error)
+        raise ValueError(f"{shown} is not valid JSON ({why}): expected the manifest a sweep "
+                         f"writes; {_ANEW}.") from None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("order"), list)
+            and type(manifest.get("chunk_size")) is int and manifest["chunk_size"] >= 1):
+        raise ValueError(f"{shown} is not a sweep's manifest (no member `order` and "
+                         f"`chunk_size`): expected the manifest a sweep writes; {_ANEW}.")
+    return manifest
 
 
-def stored_chunks(path) -> set[int]:
+def stored_chunks(path, checksums: bool = False, name: str = "path") -> set[int]:
     """The chunks already written to the store at `path` (it may not exist yet), by any writer.
 
-    **Returns:** a set of chunk indices: those with a done marker.
+    **Arguments:**
+
+    - `path`: the store's folder.
+    - `checksums`: whether to read every file of the chunks (else their sizes are checked).
+    - `name`: the parameter that gave the path, for messages.
+
+    **Returns:** a set of chunk indices: those with a whole done marker whose files check (see
+    `markers`). A resumed sweep redoes every other chunk.
     """
-    return {int(p.stem) for p in (Path(path) / _DONE).glob("*.json")}
+    return set(_scan(path, name, checksums)[1])
 
 
-def _markers(path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((Path(path) / _DONE).glob("*.json"))]
+def damaged_chunks(path, checksums: bool = True, name: str = "path") -> dict[int, str]:
+    """The chunks of the store at `path` whose done marker is there but cannot be read, or
+    whose files are missing, of the wrong size or (with `checksums`) changed.
+
+    **Arguments:**
+
+    - `path`: the store's folder.
+    - `checksums`: whether to read every file of the done chunks (else sizes only).
+    - `name`: the parameter that gave the path, for messages.
+
+    **Returns:** {chunk: what is wrong, naming the files}, by chunk.
+    """
+    return _scan(path, name, checksums)[2]
 
 
-def check_finished(path, name: str = "path", consolidate: bool = False) -> dict:
-    """Checks that every chunk of the sweep stored at `path` is done; with `consolidate`, also
+def _scan(path, name: str, checksums: bool) -> tuple[dict | None, dict[int, dict], dict[int, str]]:
+    """The manifest, the done chunks' markers and the damaged chunks' reasons."""
+    manifest = read_manifest(path, name)
+    if manifest is None:
+        return None, {}, {}
+    return manifest, *verify_markers(Path(path), _total(manifest), checksums)
+
+
+def _total(manifest: dict) -> int:
+    return math.ceil(len(manifest["order"]) / manifest["chunk_size"])
+
+
+def check_finished(path, name: str = "path", consolidate: bool = False,
+                   checksums: bool = True) -> dict:
+    """Checks that every chunk of the sweep stored at `path` is done and whole (its files
+    there, of their sizes and, with `checksums`, their checksums); with `consolidate`, also
     gathers the zarr store's metadata into its root (`ssm-jax merge`, after shards).
 
     **Arguments:**
@@ -66,29 +127,37 @@ def check_finished(path, name: str = "path", consolidate: bool = False) -> dict:
     - `path`: a sweep store's folder.
     - `name`: the parameter that gave the path, for the message.
     - `consolidate`: whether to consolidate (needs write access).
+    - `checksums`: whether to read every file of the store's chunks.
 
-    **Returns:** the manifest; a `ValueError` where `path` holds no sweep, or saying how many
-    chunks are missing and which shards (or which command) write them.
+    **Returns:** the manifest; a `ValueError` where `path` holds no sweep, or naming the
+    damaged chunks (which file, what is wrong) and saying how many are missing and which
+    shards (or which command) redo them.
     """
-    manifest = read_manifest(path)
+    manifest, markers, damaged = _scan(path, name, checksums)
     if manifest is None:
         raise ValueError(f"`{name}` = '{path}' holds no sweep (no {_MANIFEST}): expected a store.")
-    total = math.ceil(len(manifest["order"]) / manifest["chunk_size"])
-    missing = sorted(set(range(total)) - stored_chunks(path))
-    if not missing:
+    total = _total(manifest)
+    missing = sorted(set(range(total)) - set(markers) - set(damaged))
+    if not missing and not damaged:
         if consolidate:
             _consolidate(Path(path) / _RESULTS)
         return manifest
-    shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-    layouts = {(m["writer"]["shard"][1], m["writer"]["processes"]) for m in _markers(path)}
+    layouts = {(m["writer"]["shard"][1], m["writer"]["processes"]) for m in markers.values()}
     if len(layouts) == 1 and next(iter(layouts))[0] > 1:
         count, processes = layouts.pop()
-        shards = sorted({c % (count * processes) // processes for c in missing})
+        shards = sorted({c % (count * processes) // processes for c in {*missing, *damaged}})
         todo = "rerun shard " + ", ".join(f"{i}/{count}" for i in shards) + " (--shard I/N)"
     else:
         todo = "resume the sweep (resume=True, --resume) to finish it"
-    raise ValueError(f"The sweep at '{path}' is unfinished: {len(missing)} of {total} chunks "
-                     f"are missing (chunks {shown}): {todo}.")
+    parts = []
+    if damaged:
+        parts.append(f"{len(damaged)} of {total} chunks are damaged ({damage_listing(damaged)})")
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        parts.append(f"{len(missing)} of {total} chunks are missing (chunks {shown})")
+    redo = ", which redoes the damaged chunks" if damaged else ""
+    raise ValueError(f"The sweep at '{path}' is unfinished: {' and '.join(parts)}: {todo}"
+                     f"{redo}.")
 
 
 def open_store(path, name: str = "path") -> xr.Dataset:
@@ -104,11 +173,11 @@ def open_store(path, name: str = "path") -> xr.Dataset:
     `chunk_<name>` variables over `chunk` (as `dataset.merge_chunks` gives them); a
     `ValueError` where no chunk is done yet.
     """
-    markers = _markers(path)
+    markers = _scan(path, name, checksums=False)[1]
     if not markers:
         raise ValueError(f"`{name}` = '{path}' holds no finished chunk yet.")
     ds = xr.open_zarr(Path(path) / _RESULTS, consolidated=True, chunks=None)
-    chunks = [m["chunk"] for m in markers]
+    chunks = [markers[c]["chunk"] for c in sorted(markers)]
     return ds.assign({f"chunk_{key}": ("chunk", np.array([c[key] for c in chunks]))
                       for key in chunks[0]})
 
@@ -135,7 +204,7 @@ def check_store(name: str, path, resume: bool) -> Path:
     """
     path = _validate.output_folder(name, path, files=(_MANIFEST,))
     shown = f"`{name}` = '{path}'"
-    if (path / _MANIFEST).is_file():
+    if read_manifest(path, name) is not None:
         if not resume:
             raise ValueError(f"{shown} already holds a sweep: pass resume=True (--resume) to "
                              "finish it, or choose a new folder.")
@@ -152,9 +221,10 @@ def check_store(name: str, path, resume: bool) -> Path:
 class SweepStore:
     """The folder `path` of one sweep, described by `manifest`, as one writer sees it: opening
     checks the folder (`check_store`) and that a sweep stored there is this one, and takes the
-    writer's lock until `close`. The first chunk writes the manifest and the empty zarr store
-    (whichever writer comes first: all write the same). `close` removes a folder it made for
-    nothing.
+    writer's lock until `close`; a writer joining a stored sweep then checks every done chunk's
+    checksums and removes the markers of damaged ones, which are thus redone. The first chunk
+    writes the manifest and the empty zarr store (whichever writer comes first: all write the
+    same). `close` removes what it made where no chunk got done and no other writer runs.
 
     **Arguments:**
 
@@ -182,16 +252,34 @@ class SweepStore:
             raise ValueError(f"The sweep's description cannot be stored as JSON ({error}): "
                              "`metadata` must hold only dicts, lists, strings, finite numbers, "
                              "booleans and None.") from error
-        self._check_same(read_manifest(self.path))
+        self._check_same(read_manifest(self.path, name))
         self.coordinates = coordinates
         self.describe = describe
         self.writer = {"shard": list(shard), "processes": process[1]}
         self._made_lock = threading.Lock()  # one writer's threads make the store once
         self._made = False
+        self._created: list[Path] = []  # parts of the store this writer made, deepest last
         self._new = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.lock = WriterLock(self.path, (shard[0] * process[1] + process[0],
                                            shard[1] * process[1]), name)
         self.lock.acquire()
+        if resume:
+            try:
+                self._drop_damaged()
+            except BaseException:
+                self.lock.release()
+                raise
+
+    def _drop_damaged(self) -> None:
+        """Removes the markers of the chunks whose files do not check (checksums included), so
+        that the writer of each one's shard redoes it, in place."""
+        damaged = damaged_chunks(self.path, name=self.name)
+        for index in damaged:
+            (self.path / _DONE / f"{index:06d}.json").unlink(missing_ok=True)
+        if damaged:
+            # Level 3: the line that opened the `SweepStore`, past `_drop_damaged`.
+            warnings.warn(f"`{self.name}` = '{self.path}': {len(damaged)} damaged chunks are "
+                          f"redone: {damage_listing(damaged)}.", stacklevel=3)
 
     def _check_same(self, stored: dict | None) -> None:
         if stored is None or stored == self.manifest:
@@ -207,6 +295,11 @@ class SweepStore:
         **Returns:** nothing.
         """
         self.lock.release()
+        done = self.path / _DONE
+        if (self._created and not any(p for p in done.glob("*") if not p.name.startswith("."))
+                and not any((self.path / _LOCKS).glob("*.lock"))):
+            for made in reversed(self._created):  # failed before any chunk: leave nothing
+                shutil.rmtree(made) if made.is_dir() else made.unlink(missing_ok=True)
         if not (self.path / _MANIFEST).exists():
             for folder in self._new:  # deepest first; one holding others' files stays
                 try:
@@ -234,25 +327,39 @@ class SweepStore:
             consolidated=False)
         chunk = {k[len("chunk_"):]: np.asarray(v).item() for k, v in ds.attrs.items()
                  if k.startswith("chunk_")}
-        _atomic_write_text(self.path / _DONE / f"{index:06d}.json", json.dumps(
-            {"chunk": chunk, "writer": self.writer | self.lock.holder}))
+        # Plan chunk `index` is zarr chunk `index` along `run`, whole along the other axes.
+        keys = [f"{name}/{metadata.encode_chunk_key((index, *rest))}"
+                for name, (metadata, grid) in self._chunking.items()
+                for rest in itertools.product(*map(range, grid))]
+        write_marker(self.path / _DONE / f"{index:06d}.json", {
+            "chunk": chunk, "writer": self.writer | self.lock.holder,
+            "files": record_files(self.results, keys)})
 
     def _make(self, ds: xr.Dataset) -> None:
         """The manifest and the empty zarr store, before the first chunk (or those another
         writer made meanwhile, checked)."""
         manifest_path = self.path / _MANIFEST
         if manifest_path.is_file():
-            self._check_same(read_manifest(self.path))
+            self._check_same(read_manifest(self.path, self.name))
         else:
-            _atomic_write_text(manifest_path, json.dumps(self.manifest, indent=1))
-        (self.path / _DONE).mkdir(exist_ok=True)
+            atomic_write_text(manifest_path, json.dumps(self.manifest, indent=1))
+            self._created.append(manifest_path)
+        if not (self.path / _DONE).is_dir():
+            (self.path / _DONE).mkdir()
+            self._created.append(self.path / _DONE)
         if not self.results.exists():  # made aside and renamed: a store is whole or absent
             aside = self.path / f".{_RESULTS}.{socket.gethostname()}.{os.getpid()}"
-            self._template(ds, aside)
             try:
+                self._template(ds, aside)
                 os.rename(aside, self.results)
-            except OSError:  # another writer's came first; it is the same
-                shutil.rmtree(aside)
+                self._created.append(self.results)
+            except BaseException:  # a full disk, say: no hidden half store stays behind
+                shutil.rmtree(aside, ignore_errors=True)
+                if not self.results.is_dir():
+                    raise  # else another writer's came first; it is the same
+        group = _zarr().open_group(self.results, mode="r")
+        self._chunking = {name: (group[name].metadata, group[name].cdata_shape[1:])
+                          for name in ds.data_vars}
         self._made = True
 
     def _template(self, ds: xr.Dataset, where: Path) -> None:
@@ -281,12 +388,6 @@ class SweepStore:
         for name, values in self.coordinates.items():
             group[name][:] = np.asarray(values)[order]
         _consolidate(where)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _zarr():
