@@ -3,12 +3,17 @@ what is allowed, before anything is traced or computed.
 
 Traced values (inside `jit`/`vmap`) cannot be inspected, so every check lets them through:
 validation belongs to the concrete values a user passes in.
+
+Numbers are checked in the precision they will run in (`run_dtype`: float32 unless
+`jax_enable_x64`), so that a value fine in Python but out of float32's range is refused here,
+not found later as `inf` or `nan` in the results.
 """
 
 import os
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -23,17 +28,94 @@ def _fail(name: str, value, allowed: str):
     raise ValueError(f"`{name}` = {shown} is not allowed: {allowed}.")
 
 
-def integer(name: str, value, *, minimum: int) -> int:
-    """Checks an integer (not a bool) >= `minimum`; returns it as a Python int."""
+def integer(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
+    """Checks an integer (not a bool) >= `minimum` (and <= `maximum`); returns it as a Python
+    int."""
+    allowed = (f"expected an integer >= {minimum}" if maximum is None
+               else f"expected an integer in {minimum}..{maximum}")
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        _fail(name, value, f"expected an integer >= {minimum}")
-    if value < minimum:
-        _fail(name, value, f"expected an integer >= {minimum}")
+        _fail(name, value, allowed)
+    if value < minimum or (maximum is not None and value > maximum):
+        _fail(name, value, allowed)
     return int(value)
 
 
-def number(name: str, value, *, low=None, high=None, low_open=False, high_open=False):
-    """Checks a finite scalar (or each entry of an array) against an interval."""
+def run_dtype(dtype=None) -> np.dtype:
+    """The floating dtype a run computes in: `dtype` where given, else the one JAX uses now
+    (float64 with `jax_enable_x64`, float32 otherwise).
+
+    **Arguments:**
+
+    - `dtype`: a floating dtype or its name, or None for JAX's current default.
+
+    **Returns:** a NumPy floating dtype.
+    """
+    return np.dtype(jnp.result_type(float) if dtype is None else dtype)
+
+
+def run_int_dtype(dtype=None) -> np.dtype:
+    """The integer dtype that goes with `run_dtype(dtype)`: int32 beside float32 (JAX's
+    default without `jax_enable_x64`), int64 beside float64.
+
+    **Arguments:**
+
+    - `dtype`: as for `run_dtype`.
+
+    **Returns:** a NumPy integer dtype.
+    """
+    return np.dtype(np.int32 if run_dtype(dtype).itemsize < 8 else np.int64)
+
+
+def representable(name: str, value, dtype=None, *, zero_allowed: bool = True):
+    """Checks that a finite number (or each entry of an array) keeps its meaning in the run's
+    dtype: refuses magnitudes beyond its largest (they become inf) and, where 0 is not
+    allowed, nonzero magnitudes below its smallest normal number (they become 0, or lose
+    their digits and are flushed to 0 by accelerators).
+
+    **Arguments:**
+
+    - `name`: the parameter as the user typed it, for the message.
+    - `value`: a number or an array of numbers (traced values pass).
+    - `dtype`: the dtype the value runs in (`run_dtype`); None for JAX's current default.
+    - `zero_allowed`: whether a value that becomes 0 still means what it meant.
+
+    **Returns:** `value`.
+    """
+    if not is_concrete(value):
+        return value
+    dtype = run_dtype(dtype)
+    info = np.finfo(dtype)
+    arr = np.abs(np.asarray(value, dtype=float))
+    where = f"{dtype.name}, the precision this runs in,"
+    def first(bad):  # an axis shows its first offending value, not all of them
+        return np.asarray(value, dtype=float)[bad][0].item() if arr.ndim else value
+
+    if np.any(arr > info.max):
+        _fail(name, first(arr > info.max), f"{where} holds magnitudes up to "
+                                           f"{float(info.max):.4g}, so it would become inf")
+    tiny = (arr > 0) & (arr < info.tiny)
+    if not zero_allowed and np.any(tiny):
+        _fail(name, first(tiny), f"{where} holds no nonzero magnitude below "
+                                 f"{float(info.tiny):.4g} (its smallest normal number), so it "
+                                 "would become 0")
+    return value
+
+
+def number(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
+           dtype=None):
+    """Checks a finite scalar (or each entry of an array) against an interval, and that it
+    fits the precision it runs in (`representable`; 0 may underflow only where the interval
+    allows 0).
+
+    **Arguments:**
+
+    - `name`: the parameter as the user typed it, for the message.
+    - `value`: a number or an array (traced values pass).
+    - `low`, `high`, `low_open`, `high_open`: the interval (None: unbounded).
+    - `dtype`: the dtype the value runs in; None for JAX's current default (`run_dtype`).
+
+    **Returns:** `value`.
+    """
     if not is_concrete(value):
         return value
     arr = np.asarray(value, dtype=float)
@@ -47,6 +129,39 @@ def number(name: str, value, *, low=None, high=None, low_open=False, high_open=F
         _fail(name, value, allowed)
     if high is not None and np.any(arr >= high if high_open else arr > high):
         _fail(name, value, allowed)
+    zero_allowed = ((low is None or (low < 0 or (low == 0 and not low_open)))
+                    and (high is None or (high > 0 or (high == 0 and not high_open))))
+    return representable(name, value, dtype, zero_allowed=zero_allowed)
+
+
+SEED_LIMIT = 2**32
+"""Seeds are 0..SEED_LIMIT - 1: a key holds 32 bits of seed in float32 runs, where a larger
+seed would silently give the key of a smaller one (2**32 + 5 that of 5)."""
+
+
+def seed(name: str, value):
+    """Checks a seed, or each entry of an array of seeds: an integer in 0..2**32 - 1, so
+    that distinct seeds give distinct keys in every precision.
+
+    **Arguments:**
+
+    - `name`: the parameter as the user typed it, for the message.
+    - `value`: an integer or an array of integers (traced values pass).
+
+    **Returns:** `value`.
+    """
+    if not is_concrete(value):
+        return value
+    allowed = (f"expected integers in 0..{SEED_LIMIT - 1} (a key holds 32 bits of seed; a "
+               "larger or negative seed would repeat the key of another)")
+    arr = np.asarray(value)
+    if isinstance(value, bool) or not (np.issubdtype(arr.dtype, np.integer) or (
+            np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+        _fail(name, value, allowed)
+    values = [int(v) for v in np.ravel(arr).tolist()] if arr.dtype != object else []
+    bad = [v for v in values if not 0 <= v < SEED_LIMIT]
+    if bad:
+        _fail(name, bad[0] if arr.ndim else value, allowed)
     return value
 
 

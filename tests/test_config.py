@@ -120,11 +120,11 @@ def _invoke(*args):
     # Messages with square brackets print whole.
     (TINY, ("[flow]", "#"), "Give exactly one of the sections [flow] and [train]."),
     (TINY, ("t1 = 300.0", "t1 = 300.0\nrtol = -1e-3"),
-     "[flow] `rtol` = -0.001 is not allowed: expected finite values in (0.0, inf]"),
-    (TINY, ("t1 = 300.0", "t1 = 300.0\natol = 0.0"), "[flow] `atol` = 0.0 is not allowed"),
-    (TINY, ("t1 = 300.0", "t1 = 300.0\nmax_steps = 0"), "[flow] `max_steps` = 0"),
+     "`flow.rtol` = -0.001 is not allowed: expected finite values in (0.0, inf]"),
+    (TINY, ("t1 = 300.0", "t1 = 300.0\natol = 0.0"), "`flow.atol` = 0.0 is not allowed"),
+    (TINY, ("t1 = 300.0", "t1 = 300.0\nmax_steps = 0"), "`flow.max_steps` = 0"),
     (TINY, ("t1 = 300.0", "t1 = 300.0\ncoordinates = \"affine\""),
-     "[flow] `coordinates` = 'affine' is not allowed: expected one of 'parameters', "
+     "`flow.coordinates` = 'affine' is not allowed: expected one of 'parameters', "
      "'class_affine'"),
     (TINY.replace("t1 = 300.0", "t1 = 300.0\ncoordinates = \"class_affine\""),
      ("model = \"ufm\"", "model = \"ufm\"\nloss = \"cross_entropy\""),
@@ -156,7 +156,7 @@ def _invoke(*args):
     (TINY, ("[flow]", "[sweep]\nmax_batch = 0\n[flow]"), "`sweep.max_batch` = 0 is not "
      "allowed: expected an integer >= 1"),
     (TINY, ("[flow]", "[sweep]\nbatching = \"pmap\"\n[flow]"), "`sweep.batching` = 'pmap'"),
-    (TRAIN, ("steps = 20", "steps = 20\nbatch_size = 0"), "[train] `batch_size` = 0 is not "
+    (TRAIN, ("steps = 20", "steps = 20\nbatch_size = 0"), "`train.batch_size` = 0 is not "
      "allowed: expected an integer >= 1"),
     (TRAIN, ("steps = 20", "steps = 20\nbatch_size = 9"), "`batch_size` = 9 is not "
      "allowed: expected 1 <= batch_size <= n = 8"),  # the members with ratio 1

@@ -46,6 +46,8 @@ class StepImbalance:
                 f"majority classes out of {self.num_classes}: expected between 1 and "
                 f"{self.num_classes - 1}."
             )
+        check_step_sizes(self.num_classes, self.ratio, self.minority_size,
+                         self.majority_fraction)
 
     @property
     def num_majority(self) -> int:
@@ -85,6 +87,97 @@ def step_counts(num_classes: int, ratio, minority_size: int, majority_fraction=0
     majority = xp.round(ratio * minority_size)
     return xp.where(xp.arange(num_classes) < num_majority, majority,
                     xp.asarray(minority_size, dtype=majority.dtype))
+
+
+def check_step_sizes(num_classes: int, ratio, minority_size: int, majority_fraction=0.5, *,
+                     dtype=None, names=None) -> None:
+    """Checks that the step imbalance's number of examples n fits the run's integers (int32
+    beside float32): beyond it, counts and labels wrap around to negative numbers.
+
+    **Arguments:**
+
+    - `num_classes`, `minority_size`: k and n_min, Python ints.
+    - `ratio`, `majority_fraction`: R and rho, numbers or arrays of one shape (a design).
+    - `dtype`: the floating dtype of the run (`_validate.run_dtype`); None for JAX's default.
+    - `names`: {setting: the name the user typed} for the message; default the settings'.
+
+    **Returns:** nothing. Raises `ValueError` naming `ratio` (or `minority_size`, where the
+    minority classes alone overflow), the value and the largest allowed.
+    """
+    names = {"ratio": "ratio", "minority_size": "minority_size", **(names or {})}
+    limit = int(np.iinfo(_validate.run_int_dtype(dtype)).max)
+    kind = _validate.run_int_dtype(dtype).name
+    ratio = np.atleast_1d(np.asarray(ratio, dtype=float))
+    fraction = np.broadcast_to(np.asarray(majority_fraction, dtype=float), ratio.shape)
+    num_majority = np.round(fraction * num_classes)
+    if num_classes * float(minority_size) > limit:
+        raise ValueError(f"`{names['minority_size']}` = {minority_size} is not allowed: "
+                         f"{num_classes} classes of it hold more examples than an {kind} holds "
+                         f"({limit}); expected at most {limit // num_classes}.")
+    n = num_majority * np.round(ratio * minority_size) + (num_classes - num_majority) * float(
+        minority_size)
+    bad = np.flatnonzero(~(n <= limit))
+    if bad.size:
+        i = bad[0]
+        largest = (limit - (num_classes - num_majority[i]) * minority_size) // num_majority[i]
+        raise ValueError(f"`{names['ratio']}` = {ratio[i]:g} is not allowed: with "
+                         f"{int(num_majority[i])} majority classes of round(ratio * "
+                         f"{minority_size}) examples it gives n = {n[i]:.4g} examples, more "
+                         f"than an {kind} holds ({limit}); expected a ratio <= "
+                         f"{largest / minority_size:.6g}.")
+
+
+def power_limit(counts, dtype=None) -> np.ndarray:
+    """The largest |power| whose class weights n_c^-power, and their normalization over n
+    examples, stay within the run's floating range: (log(1 / tiny) - log n) / log max_c n_c,
+    tiny the smallest normal number; inf where every class holds one example (or a count is
+    below 1, which the counts' own checks refuse).
+
+    **Arguments:**
+
+    - `counts`: examples per class, (..., k) (NumPy).
+    - `dtype`: the floating dtype of the run; None for JAX's default.
+
+    **Returns:** the limits, shape counts.shape[:-1].
+    """
+    counts = np.asarray(counts, dtype=float)
+    tiny = float(np.finfo(_validate.run_dtype(dtype)).tiny)
+    # Counts below 1 (settings out of range) are refused by the checks of the counts.
+    valid = counts.min(-1) >= 1
+    largest = np.log(np.where(valid, counts.max(-1), 1.0))
+    room = -np.log(tiny) - np.log(np.where(valid, counts.sum(-1), 1.0))
+    return np.where(largest > 0, room / np.where(largest > 0, largest, 1.0), np.inf)
+
+
+def check_power(power, counts, *, dtype=None, name: str = "power") -> None:
+    """Checks class-weight exponents against `power_limit` of their counts.
+
+    **Arguments:**
+
+    - `power`: gamma, a number or an array (one per member, broadcast against the counts).
+    - `counts`: examples per class, (..., k), concrete.
+    - `dtype`: the floating dtype of the run; None for JAX's default.
+    - `name`: the setting as the user typed it.
+
+    **Returns:** nothing. Raises `ValueError` naming `name`, the value, the counts and the
+    largest |power| allowed for them.
+    """
+    if not _validate.is_concrete((power, counts)):
+        return
+    limit = power_limit(counts, dtype)
+    power = np.asarray(power, dtype=float)
+    shape = np.broadcast_shapes(power.shape, limit.shape)
+    power, limit = np.broadcast_to(power, shape).ravel(), np.broadcast_to(limit, shape).ravel()
+    counts = np.broadcast_to(np.asarray(counts), shape + np.shape(counts)[-1:]).reshape(
+        -1, np.shape(counts)[-1])
+    bad = np.flatnonzero(~(np.abs(power) <= limit))
+    if bad.size:
+        i = bad[0]
+        dtype = _validate.run_dtype(dtype).name
+        raise ValueError(f"`{name}` = {power[i]:g} is not allowed: with class counts from "
+                         f"{int(counts[i].min())} to {int(counts[i].max())} (n = "
+                         f"{int(counts[i].sum())}) the weights n_c^-power leave {dtype}'s "
+                         f"range; expected |{name.rsplit('.', 1)[-1]}| <= {limit[i]:.4g}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +273,8 @@ def class_weights(counts, power=1.0, *, normalize: bool = True):
     """
     counts = _check_counts(counts)
     _validate.number("power", power)
+    if _validate.is_concrete(counts):
+        check_power(power, counts)
     n_c = jnp.asarray(counts, dtype=jnp.result_type(float))
     weights = n_c ** (-jnp.asarray(power, dtype=n_c.dtype))
     if normalize:

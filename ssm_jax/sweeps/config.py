@@ -4,7 +4,9 @@ compute, with errors that name the offending key.
     [problem]   fixed arguments of `problems.imbalance_problem` (model and loss names as
                 `registry` reads them)
     [grid]      axes: a list of numbers, {start, stop, num[, log]} or {range = N}
-    [flow]      t1, num_saves, solver, rtol, atol, max_steps, coordinates   (or [train])
+    [flow]      t1, num_saves, solver, rtol, atol, dt0, max_steps, coordinates   (or [train]);
+                dt0 is the step of a fixed-step solver ("Euler", which requires it), the
+                first step of an adaptive one
     [train]     optimizer ("sgd", "momentum", "adam"), learning_rate, momentum, steps,
                 record_every, batch_size
     [sweep]     class_groups ("step" or "none"), order_by ("predicted_steps" or "none"),
@@ -13,6 +15,11 @@ compute, with errors that name the offending key.
 A configured sweep's problem (`ConfiguredProblem`) also records, per member, the closed-form
 `predicted_ratio` (t_minority / t_majority of `problems.predicted_ratio`, NaN for the
 cross-entropy), which figure F3 draws, and orders a flow's members by `predicted_steps`.
+
+Every number is checked in the precision the sweep runs in, float32 by default (`ssm-jax
+sweep` never enables float64): one that would become inf or 0 there, seeds beyond a key's 32
+bits, a ratio whose examples overflow int32 and class weights that leave float32's range are
+refused with the key that set them.
 """
 
 import dataclasses
@@ -27,21 +34,23 @@ import optax
 from ..data.imbalance import StepImbalance
 from ..dynamics import Flow, Train
 from .batching import batching_named
-from .config_values import ConfigError, at_least, axis, in_range, section
+from .config_values import ConfigError, at_least, axis, fits, in_range, section
 from .grid import Grid
 from .problem import AbstractProblem
-from .problems import DEFAULTS, ImbalanceProblem
+from .problems import DEFAULTS, ImbalanceProblem, check_precision
 from .registry import MODELS, model_named
 
 __all__ = ["ConfigError", "ConfiguredProblem", "SweepConfig", "load", "parse"]
 
 _PROBLEM = {name: type(default) for name, default in DEFAULTS.items() if name != "width"}
 _FLOW = {"t1": float, "num_saves": int, "solver": str, "rtol": float, "atol": float,
-         "max_steps": int, "coordinates": str}
+         "dt0": float, "max_steps": int, "coordinates": str}
 _TRAIN = {"optimizer": str, "learning_rate": float, "momentum": float, "steps": int,
           "record_every": int, "batch_size": int}
 _SWEEP = {"class_groups": str, "order_by": str, "max_batch": int, "batching": str, "seed": int}
 _SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5", "Dopri8")
+# Float settings for which 0 means something else than a tiny value (or nothing at all).
+_NONZERO = {"t1", "rtol", "atol", "dt0", "learning_rate", "init_scale"}
 # Settings whose values change a member's shapes, which one batch cannot hold.
 _NOT_AXES = {"num_classes": "the number of classes sets the shapes of every array",
              "depth": "the number of layers sets the model's structure"}
@@ -130,12 +139,13 @@ class SweepConfig:
     raw: dict
 
 
-def load(path) -> SweepConfig:
+def load(path, *, dtype: str = "float32") -> SweepConfig:
     """Reads and checks a sweep configuration file.
 
     **Arguments:**
 
     - `path`: a TOML file.
+    - `dtype`: the precision the sweep will run in, which its numbers are checked in.
 
     **Returns:** a `SweepConfig`. Raises `ConfigError` naming the key at fault.
     """
@@ -150,15 +160,17 @@ def load(path) -> SweepConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"`config` = '{path}' is not valid TOML: {error}.") from error
-    return parse(raw)
+    return parse(raw, dtype=dtype)
 
 
-def parse(raw: dict) -> SweepConfig:
+def parse(raw: dict, *, dtype: str = "float32") -> SweepConfig:
     """Checks a sweep configuration given as a dict (a parsed TOML file).
 
     **Arguments:**
 
     - `raw`: the sections problem, grid, flow or train, and sweep (see this module).
+    - `dtype`: the precision the sweep will run in (`ssm-jax sweep`: float32), which every
+      number is checked in.
 
     **Returns:** a `SweepConfig`. Raises `ConfigError` naming the key at fault.
     """
@@ -174,8 +186,18 @@ def parse(raw: dict) -> SweepConfig:
     flow = section(config, "flow", _FLOW)
     train = section(config, "train", _TRAIN)
     options = section(config, "sweep", _SWEEP)
+    for name, table, schema in (("problem", problem, _PROBLEM), ("flow", flow, _FLOW),
+                                ("train", train, _TRAIN), ("sweep", options, _SWEEP)):
+        for key, value in table.items():
+            if schema[key] in (int, float):
+                fits(f"{name}.{key}", value, dtype, zero_allowed=key not in _NONZERO,
+                     kind=schema[key])
     axes = _grid_axes(config.get("grid", {}), problem, train, training)
+    for key, values in axes.items():
+        fits(f"grid.{key}", values, dtype, zero_allowed=key not in _NONZERO,
+             kind=int if np.issubdtype(np.asarray(values).dtype, np.integer) else float)
     fixed = _fixed_settings(problem, axes)
+    _check_problem_precision(fixed, axes, dtype)
     if training:
         dynamics, hyper = _train(train, axes)
     else:
@@ -206,6 +228,21 @@ def _grid_axes(grid_table, problem: dict, train: dict, training: bool) -> dict:
                                   "both given: expected one, an axis or a fixed setting.")
         axes[key] = axis(f"grid.{key}", spec, whole=_PROBLEM.get(key) is int)
     return axes
+
+
+def _check_problem_precision(fixed: dict, axes: dict, dtype) -> None:
+    """The problem's settings checked together in the run's precision
+    (`problems.check_precision`), over every combination of the axes that set the counts
+    and the weights, each named as the file gives it."""
+    joint = [name for name in ("ratio", "majority_fraction", "power") if name in axes]
+    values = {**fixed, **{k: v for k, v in axes.items() if k not in joint}}
+    mesh = np.meshgrid(*(np.asarray(axes[name], dtype=float) for name in joint), indexing="ij")
+    values.update({name: grid.ravel() for name, grid in zip(joint, mesh, strict=True)})
+    names = {name: f"grid.{name}" if name in axes else f"problem.{name}" for name in DEFAULTS}
+    try:
+        check_precision(values, dtype=dtype, names=names)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _fixed_settings(problem: dict, axes: dict) -> dict:
@@ -261,7 +298,12 @@ def _flow(flow: dict) -> Flow:
     if solver not in _SOLVERS:
         raise ConfigError(f"`flow.solver` = {solver!r} is not allowed: expected one of "
                           f"{', '.join(_SOLVERS)}.")
-    return _build(Flow, solver=getattr(diffrax, solver)(), **flow)
+    method = getattr(diffrax, solver)()
+    if "dt0" not in flow and not isinstance(method, diffrax.AbstractAdaptiveSolver):
+        raise ConfigError(f"`flow.dt0` is required with `flow.solver` = \"{solver}\", a "
+                          "fixed-step solver: give its step size, e.g. dt0 = 0.01 (> 0), or "
+                          "choose an adaptive solver such as \"Tsit5\".")
+    return _build(Flow, solver=method, **flow)
 
 
 def _sweep_options(options: dict, fixed: dict, dynamics) -> tuple[dict, bool]:
@@ -306,7 +348,12 @@ class _StepGroups(eqx.Module):
 
 
 def _build(cls, **kwargs):
+    """`cls(**kwargs)`, its errors naming the keys as the file writes them (`flow.rtol`)."""
+    name, schema = ("flow", _FLOW) if cls is Flow else ("train", _TRAIN)
     try:
         return cls(**kwargs)
     except ValueError as error:
-        raise ConfigError(f"[{'flow' if cls is Flow else 'train'}] {error}") from error
+        message = str(error)
+        for key in schema:
+            message = message.replace(f"`{key}`", f"`{name}.{key}`")
+        raise ConfigError(message) from error

@@ -3,6 +3,8 @@ ranges, each raising a `ConfigError` that names the key as written in the file."
 
 import numpy as np
 
+from .. import _validate
+
 
 class ConfigError(ValueError):
     """A configuration file that cannot run as written."""
@@ -132,3 +134,33 @@ def in_range(key: str, values, upper: float | None = None) -> None:
         allowed = f"in [0, {upper:g})" if upper is not None else "> 0 (finite)"
         raise ConfigError(f"`{key}` = {bad[0]:g} is not allowed: expected a number "
                           f"{allowed}.")
+
+
+def fits(key: str, values, dtype, *, zero_allowed: bool = True, kind=float) -> None:
+    """Checks a number, or an axis, in the precision the sweep runs in: floats within the
+    dtype's range (nonzero ones not rounding to 0 where 0 is not allowed); integers within
+    its integers (int32 beside float32); seeds (`*.seed`) within a key's 32 bits.
+
+    **Arguments:**
+
+    - `key`: the key as written; `values`: a number or an axis.
+    - `dtype`: the run's floating dtype (e.g. "float32").
+    - `zero_allowed`: whether a float that rounds to 0 keeps its meaning.
+    - `kind`: float or int, the setting's type.
+    """
+    try:
+        if key.rsplit(".", 1)[-1] == "seed":
+            _validate.seed(key, values)
+        elif kind is int:
+            limit = int(np.iinfo(_validate.run_int_dtype(dtype)).max)
+            bad = [int(v) for v in np.ravel(values).tolist() if int(v) > limit]
+            if bad:
+                raise ConfigError(f"`{key}` = {bad[0]} is not allowed: expected an integer <= "
+                                  f"{limit}, the largest {_validate.run_int_dtype(dtype).name} "
+                                  "the sweep computes with.")
+        else:
+            _validate.representable(key, values, dtype, zero_allowed=zero_allowed)
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

@@ -15,7 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate, analytic
-from ..data.imbalance import StepImbalance, class_weights, step_counts
+from ..data.imbalance import (
+    StepImbalance,
+    check_power,
+    check_step_sizes,
+    class_weights,
+    step_counts,
+)
 from ..dynamics import Flow
 from .plan import padded_size
 from .problem import AbstractProblem
@@ -88,7 +94,7 @@ def _build(*, model: str = "ufm", loss: str = "square", num_classes: int = 10,
         size = int(counts.sum())
         if pad_to is not None and not kind.class_level:
             size = padded_size([size], _static("pad_to", pad_to, 1))
-        seed = int(seed)
+        seed = int(_validate.seed("seed", seed))
     else:
         counts = step_counts(k, ratio, minority_size, majority_fraction)
         if pad_to is None and not kind.class_level:
@@ -260,6 +266,7 @@ def check_settings(settings: Mapping[str, np.ndarray], **fixed) -> None:
             raise ValueError(f"`{name}` cannot vary in a vectorized sweep: it fixes array "
                              "shapes or the kind of problem; give it as a fixed setting.")
     check_ranges(settings, {name: r for name, r in RANGES.items() if name in settings})
+    check_precision({**fixed, **settings})
     k = _static("num_classes", fixed.get("num_classes", 10), 2)
     fraction = np.atleast_1d(settings.get("majority_fraction",
                                           fixed.get("majority_fraction", 0.5)))
@@ -270,6 +277,39 @@ def check_settings(settings: Mapping[str, np.ndarray], **fixed) -> None:
         raise ValueError(f"`majority_fraction` = {fraction[i]} at point {i} gives "
                          f"{num_majority[i]} majority classes out of {k}: expected between 1 "
                          f"and {k - 1}.")
+
+
+def check_precision(settings: Mapping, *, dtype=None, names: Mapping[str, str] | None = None
+                    ) -> None:
+    """Checks settings of `imbalance_problem` in the precision the run computes in, before
+    anything is built: every number within its range (`_validate.representable`; init_scale
+    not rounding to 0), seeds that fit a key, a number of examples that fits the run's
+    integers (`check_step_sizes`) and class weights n_c^-power within its floating range
+    (`check_power`).
+
+    **Arguments:**
+
+    - `settings`: {setting name: a value, or one value per member}; those of the step
+      imbalance and the power are taken together, member by member (arrays of one shape).
+    - `dtype`: the run's floating dtype; None for JAX's current default (`_validate.run_dtype`).
+    - `names`: {setting: the name the user typed (e.g. "grid.power")}; default the settings'.
+
+    **Returns:** nothing. Raises `ValueError` naming the setting, its value and what is
+    allowed.
+    """
+    names = {name: (names or {}).get(name, name) for name in DEFAULTS}
+    values = {name: settings.get(name, DEFAULTS[name]) for name in DEFAULTS}
+    for name in ("ratio", "majority_fraction", "power", "l2", "init_scale"):
+        _validate.representable(names[name], values[name], dtype,
+                                zero_allowed=name != "init_scale")
+    _validate.seed(names["seed"], values["seed"])
+    k, n_min = int(values["num_classes"]), int(values["minority_size"])
+    ratio, fraction, power = np.broadcast_arrays(
+        *(np.asarray(values[name], dtype=float)
+          for name in ("ratio", "majority_fraction", "power")))
+    check_step_sizes(k, ratio, n_min, fraction, dtype=dtype, names=names)
+    counts = step_counts(k, ratio, n_min, fraction, xp=np)
+    check_power(power, counts, dtype=dtype, name=names["power"])
 
 
 def expected_init_strength(init_scale: float, dim: int) -> float:
