@@ -53,9 +53,11 @@ class Trajectory(eqx.Module):
 
     def learning_times(self, level=0.5) -> Float[Array, "... k"]:
         """Per-class learning times: the first time each class's mean progress reaches `level`
-        (in (0, 1)); NaN where it never does within `ts`."""
+        (in (0, 1)); NaN where it never does within `ts`, and for every class where the run
+        did not end ok (`status`), whose records cannot be trusted to hold the crossing."""
         if "class_progress" not in self.metrics:
             raise ValueError(f"This trajectory recorded no `class_progress` (it recorded "
                              f"{sorted(self.metrics)}): record the objective's metrics to read "
                              "learning times.")
-        return learning_time(self.ts, self.metrics["class_progress"], level)
+        return learning_time(self.ts, self.metrics["class_progress"], level,
+                             status=self.stats.get("status"))

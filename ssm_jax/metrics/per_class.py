@@ -50,16 +50,21 @@ def mode_strengths(output_matrix: Float[Array, "k m"], U: Float[Array, "k r"],
     return jnp.sum(U * (output_matrix @ V), axis=0)
 
 
-def learning_time(ts: Float[Array, " T"], progress: Float[Array, "T ..."], level=0.5):
+def learning_time(ts: Float[Array, " T"], progress: Float[Array, "T ..."], level=0.5,
+                  status=None):
     """The first time each curve in `progress` (time on axis 0) reaches `level`, located by
-    linear interpolation between save times. NaN where it never does within `ts`.
+    linear interpolation between save times. NaN where it never does within `ts`, and for
+    every class of a run that did not end ok: its curves stop being recorded (max_steps) or
+    mean nothing (nonfinite), so no time read off them is a learning time.
 
     **Arguments:**
 
     - `ts`: save times, increasing.
     - `progress`: recorded curves, e.g. `metrics["class_progress"]` (T, k) or mode strengths
-      divided by their targets.
+      divided by their targets; (T, runs, k) for a batch of runs.
     - `level`: the crossing level, in (0, 1); 1/2 gives half-learning times.
+    - `status`: the runs' status codes (`dynamics.trajectory.STATUS`, 0 is ok), a scalar or
+      one per run (the leading axes of progress.shape[1:]); None where all ended ok.
 
     **Returns:** an array of progress.shape[1:].
     """
@@ -78,4 +83,12 @@ def learning_time(ts: Float[Array, " T"], progress: Float[Array, "T ..."], level
     t0, t1 = ts[previous], ts[j]
     fraction = jnp.where(p1 > p0, (level - p0) / jnp.where(p1 > p0, p1 - p0, 1.0), 0.0)
     crossing = jnp.where(j == 0, ts[0], t0 + jnp.clip(fraction, 0.0, 1.0) * (t1 - t0))
-    return jnp.where(jnp.any(above, axis=0), crossing, jnp.nan)
+    times = jnp.where(jnp.any(above, axis=0), crossing, jnp.nan)
+    if status is None:
+        return times
+    status = jnp.asarray(status)
+    if status.ndim > times.ndim or status.shape != times.shape[:status.ndim]:
+        raise ValueError(f"`status` has shape {status.shape}: expected a scalar or one code "
+                         f"per run, the leading axes of the learning times' {times.shape}.")
+    ok = jnp.reshape(status == 0, status.shape + (1,) * (times.ndim - status.ndim))
+    return jnp.where(ok, times, jnp.nan)
