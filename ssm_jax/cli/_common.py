@@ -1,6 +1,6 @@
-"""What every command shares: the consoles it prints to, the check of its output folder, error
-lines that rich markup cannot garble, tables that fold instead of cutting, and the list of
-files written."""
+"""What every command shares: the consoles it prints to, help that shows flags as flags, the
+check of its output folder, error lines that rich markup cannot garble, tables that fold
+instead of cutting, and the list of files written."""
 
 from pathlib import Path
 
@@ -10,11 +10,32 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from .. import _validate
 
 console = Console()
 error_console = Console(stderr=True)
+
+
+class _Flags:
+    """Help that shows a flag (--quick, --help) without a type: typer writes `<bool>` beside
+    it, as if it took a value."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_Flags, TyperCommand):
+    """A command whose help shows its flags as flags (`app.command(cls=Command)`)."""
+
+
+class Group(_Flags, TyperGroup):
+    """A group of commands whose help shows its flags as flags (`typer.Typer(cls=Group)`)."""
 
 
 def print_error(headline: str, detail: object = "") -> None:

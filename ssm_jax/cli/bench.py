@@ -12,6 +12,13 @@ import typer
 
 from ._common import console, prepare_out, print_error, report_written, table
 
+PROBLEM_NAMES = ("ssm_closed_form", "deep_linear_L4", "ufm_ce_R10", "separable_logistic",
+                 "separable_logistic_l2", "ufm_square_R20_l2")
+"""The names of `bench.problems.PROBLEMS`, for --help (which does not import them: a test
+keeps the two equal)."""
+SOLVER_NAMES = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5", "Dopri8",
+                "Kvaerno3", "Kvaerno5")
+"""The names of `bench.solvers.SOLVERS`, for --help."""
 QUICK_PROBLEMS = ("separable_logistic", "separable_logistic_l2")
 QUICK_SOLVERS = ("Euler", "Tsit5", "Dopri8", "Kvaerno5")
 GD_PROBLEMS = ("ssm_closed_form", "deep_linear_L4", "ufm_ce_R10")
@@ -28,7 +35,7 @@ def _problems(names: list[str] | None, quick: bool):
     names = names or list(QUICK_PROBLEMS if quick else PROBLEMS)
     for name in names:
         if name not in PROBLEMS:
-            raise typer.BadParameter(f"{name!r} is not a problem; choose from "
+            raise typer.BadParameter(f"`--problem` = {name!r} is not allowed: expected one of "
                                      f"{', '.join(PROBLEMS)}.", param_hint="--problem")
     with console.status("building the problems and their references"):
         try:
@@ -68,14 +75,19 @@ def _rung(record: dict) -> str:
 
 
 def solvers(
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = OUT,
-    problem: Annotated[list[str] | None, typer.Option(help="Problems (repeat); all.")] = None,
-    solver: Annotated[list[str] | None, typer.Option(help="Solvers (repeat); default all.")] = None,
+    out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
+                   ] = str(OUT),
+    problem: Annotated[list[str] | None, typer.Option(
+        help=f"A problem (repeat for more): {', '.join(PROBLEM_NAMES)}; default all.",
+        metavar="NAME")] = None,
+    solver: Annotated[list[str] | None, typer.Option(
+        help=f"A solver (repeat for more): {', '.join(SOLVER_NAMES)}; default all.",
+        metavar="NAME")] = None,
     dtype: Annotated[list[str] | None, typer.Option(
-        help="float64 and/or float32 (repeat); default float64.")] = None,
+        help="float64 and/or float32 (repeat); default float64.", metavar="DTYPE")] = None,
     precision: Annotated[str, typer.Option(
-        help="Matmul precision: 'highest' (never TF32/bf16) or 'default' (backend's choice).")
-    ] = "highest",
+        help="Matmul precision: 'highest' (never TF32/bf16) or 'default' (backend's choice).",
+        metavar="NAME")] = "highest",
     quick: Annotated[bool, typer.Option(
         help="Two problems, four solvers, three rungs each: a check in about a minute.")] = False,
 ):
@@ -97,7 +109,7 @@ def solvers(
                                  ([precision], ("highest", "default"), "--precision")):
         bad = [v for v in value if v not in allowed]
         if bad:
-            raise typer.BadParameter(f"{bad[0]!r} is not allowed; choose from "
+            raise typer.BadParameter(f"`{hint}` = {bad[0]!r} is not allowed: expected one of "
                                      f"{', '.join(allowed)}.", param_hint=hint)
     written = {
         "work_precision.csv": "one row per solver, problem, dtype and rung",
@@ -127,7 +139,8 @@ def solvers(
 
 
 def gd(
-    out: Annotated[Path, typer.Option(help="Folder for the results.")] = OUT,
+    out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
+                   ] = str(OUT),
     quick: Annotated[bool, typer.Option(help="Three step sizes instead of six.")] = False,
 ):
     """Discrete GD and SGD against the gradient flow as the step size shrinks: one line per

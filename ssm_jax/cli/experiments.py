@@ -93,8 +93,8 @@ def importance(
 def digits(
     experiment: Annotated[str, typer.Option(help="Which experiment: 'reweighting' (A: ERM vs "
                                             "class weights on the 10:1 digits) or "
-                                            "'importance' (B: importance weights on a pair).")
-                          ] = "reweighting",
+                                            "'importance' (B: importance weights on a pair).",
+                                            metavar="NAME")] = "reweighting",
     out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
                    ] = "ssm-jax-out/digits",
     quick: Annotated[bool, typer.Option(help="Fewer seeds, weights and steps: a check in about "
@@ -109,8 +109,8 @@ def digits(
     from ..experiments import digits as study
 
     if experiment not in study.EXPERIMENTS:
-        raise typer.BadParameter(f"{experiment!r} is not an experiment: expected one of "
-                                 f"{', '.join(map(repr, study.EXPERIMENTS))}.",
+        raise typer.BadParameter(f"`--experiment` = {experiment!r} is not allowed: expected "
+                                 f"one of {', '.join(map(repr, study.EXPERIMENTS))}.",
                                  param_hint="--experiment")
     written = _digits_written(experiment)
     out = prepare_out(out, written)
