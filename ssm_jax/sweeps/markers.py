@@ -15,6 +15,7 @@ chunk's) leaves its chunk not done, with the reason; a file named otherwise, or 
 chunk past the plan's end, is ignored with a warning naming it. Hidden files are a writer's
 temporary ones."""
 
+from concurrent.futures import ThreadPoolExecutor
 import hashlib
 import json
 import os
@@ -109,8 +110,13 @@ def verify_markers(store: Path, total: int,
     **Returns:** ({chunk: marker} for done chunks, {chunk: what is wrong} by chunk).
     """
     markers, damaged = read_markers(store, total)
-    for index, marker in list(markers.items()):
-        damage = file_damage(store / "results.zarr", marker["files"], checksums)
+    # hashlib lets go of the GIL: the chunks' files are read and hashed on several cores.
+    def check(marker):
+        return file_damage(store / "results.zarr", marker["files"], checksums)
+
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1) if checksums else 1) as pool:
+        found = dict(zip(list(markers), pool.map(check, markers.values()), strict=True))
+    for index, damage in found.items():
         if damage:
             del markers[index]
             more = len(damage) - 3
