@@ -5,6 +5,7 @@ docs/sweeps.md, read from the page and run) giving every member's numbers."""
 from pathlib import Path
 import re
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -55,3 +56,24 @@ def test_a_strategy_in_one_new_file_gives_every_members_numbers():
     steps = ds.num_steps.values.ravel()
     assert ds.attrs["batching"] == "grouped" and 0 < ds.attrs["lane_efficiency"] <= 1
     assert ds.attrs["lane_efficiency"] < 1 or steps.min() == steps.max()
+
+
+def test_chunks_end_within_about_half_a_minute_where_members_are_timed():
+    from ssm_jax.sweeps.batching._base import CHUNK_SECONDS
+    from ssm_jax.sweeps.execute import ChunkRunner
+    from ssm_jax.sweeps.problem import as_problem
+    from ssm_jax.sweeps.run import PILOT_FROM, _pilot
+
+    assert CHUNK_SECONDS == 30.0
+    assert Map().chunk_size(1, 10**9, "cpu") == 256  # untimed: the default
+    assert Map().chunk_size(1, 10**9, "cpu", seconds_per_member=2.0) == 15
+    assert Map().chunk_size(1, 10**9, "cpu", seconds_per_member=100.0) == 1
+    assert Refill().chunk_size(1, 10**9, "cpu", seconds_per_member=0.01) == 1024
+    assert Refill().chunk_size(1, 10**9, "cpu", seconds_per_member=0.1) == 300
+    # The pilot is the costliest member of a large design, timed alone on a device.
+    checked = type("Checked", (), {"keys": np.array([3.0, 9.0, 1.0]), "members": None})
+    assert _pilot(checked, PILOT_FROM + 1) == 1 and _pilot(checked, PILOT_FROM) is None
+    runner = ChunkRunner(as_problem(sp.ufm_problem), [sp.grid().point(i) for i in range(12)],
+                         40, sj.Flow(300.0, num_saves=4), sj.dynamics.objective_metrics, Map())
+    seconds = runner.seconds(5, jax.devices()[0])
+    assert 0 < seconds < 5

@@ -4,6 +4,7 @@ figure F3 from a finished store."""
 
 from pathlib import Path
 import re
+import threading
 import time
 from typing import Annotated
 
@@ -30,12 +31,17 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _summary(ds, stored_before: set[int], wall: float) -> str:
+def _summary(ds, stored_before: set[int], wall: float,
+             shard: tuple[int, int] | None = None) -> str:
     """What this invocation computed (its chunks' compile and run seconds, which fit in the
-    wall time), what was already stored, and how the members ended."""
+    wall time), what was already stored or written by other shards, and how the members
+    ended."""
     import numpy as np
 
-    now = ~np.isin(ds.chunk_index.values, sorted(stored_before))
+    index = ds.chunk_index.values
+    now = ~np.isin(index, sorted(stored_before))
+    if shard is not None:  # the other shards' chunks were not computed here
+        now &= index % shard[1] == shard[0]
     members = int(ds.chunk_size.values[now].sum())
     total = int(ds.chunk_size.values.sum())
     devices = len(set(ds.chunk_device.values[now].tolist()))
@@ -44,7 +50,8 @@ def _summary(ds, stored_before: set[int], wall: float) -> str:
              + (f", summed over {devices} devices" if devices > 1 else ""))
     line = f"{total} members: {members} computed in {wall:.1f} s ({spent})"
     if members < total:
-        line += f", {total - members} already stored"
+        line += f", {total - members} already stored" + (
+            "" if shard is None else " or written by the other shards")
     if ds.attrs.get("waste"):  # members waited for others (lockstep, or lanes' tails)
         line += f"; lane efficiency {1 - ds.attrs['waste']:.3f} ({ds.attrs['batching']})"
     return line + "; " + _statuses(ds)
@@ -72,6 +79,22 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def _stopped(stopped, config: Path, store: Path, shard: str | None) -> None:
+    """Says what a stopped sweep kept and the command that finishes it, then leaves at once
+    with 128 + the signal's number (a chunk still computing is abandoned, not waited for)."""
+    import os
+    import sys
+
+    command = f"ssm-jax sweep {config} --out {store} --resume" + (
+        f" --shard {shard}" if shard else "")
+    print_error(f"Stopped by {stopped.signal_name}:",
+                f"{stopped.members_kept} of {stopped.members_total} members are kept in "
+                f"{store}. To finish the sweep, run: {command}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(stopped.exit_code)
+
+
 def _next_step(ds, out: str) -> str:
     """The figure to draw from the sweep, or how to read it where F3 cannot be drawn."""
     import numpy as np
@@ -93,7 +116,7 @@ def sweep(
     out: Annotated[str, typer.Option(help="The sweep's store folder.", metavar="FOLDER")],
     resume: Annotated[bool, typer.Option(help="Finish a stopped sweep in --out.")] = False,
     max_batch: Annotated[int | None, typer.Option(help="At most this many members per "
-                                                  "compiled call.")] = None,
+                                                  "compiled call.", metavar="N")] = None,
     shard: Annotated[str | None, typer.Option(
         help="Run only shard I of N (chunks c with c mod N = I) into --out, which the other "
         "shards may be writing too; `ssm-jax merge` finishes it.", metavar="I/N")] = None,
@@ -110,6 +133,7 @@ def sweep(
     from ..sweeps import config as config_module
     from ..sweeps.cpu_cores import use_cpu_cores
     from ..sweeps.run import sweep as run_sweep
+    from ..sweeps.stopping import SweepStopped
     from ..sweeps.store import check_store, stored_chunks
 
     if max_batch is not None and max_batch < 1:
@@ -136,6 +160,7 @@ def sweep(
     start = time.perf_counter()
     columns = [TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    computed = threading.Event()  # some member of this run has finished
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("sweep", total=cfg.grid.size, rate="")
@@ -145,6 +170,8 @@ def sweep(
             def report(done, total):
                 # The rate of this run alone: from the members found done at the start.
                 first.extend([] if first else [(done, time.perf_counter())])
+                if done > first[0][0]:
+                    computed.set()
                 elapsed = time.perf_counter() - first[0][1]
                 rate = (done - first[0][0]) / elapsed if elapsed > 0 else 0.0
                 progress.update(task, completed=done, rate=f"{rate:.1f} traj/s" if rate else "")
@@ -152,12 +179,16 @@ def sweep(
             ds = run_sweep(cfg.make_problem, cfg.grid, dynamics=cfg.dynamics, store=store,
                            resume=resume, shard=parts, progress=report, metadata=cfg.raw,
                            **options)
+    except SweepStopped as stopped:  # Ctrl-C or a scheduler's SIGTERM
+        _stopped(stopped, config, store, shard)
     except Exception as error:  # every failure gets its line, and the way to finish the sweep
-        before_compute = isinstance(error, ValueError) and stored_chunks(store) == stored_before
+        # Refused before any compute (a check, a store that cannot be resumed, another
+        # writer): nothing to finish, so no advice to resume.
+        before_compute = isinstance(error, ValueError) and not computed.is_set()
         print_error(f"Cannot run {config}:" if before_compute else f"The sweep {config} stopped:",
                     error if isinstance(error, ValueError) else f"{type(error).__name__}: {error}")
         written = len(stored_chunks(store))
-        if written:
+        if written and not before_compute:
             print_error(f"{written} finished chunks are kept in {store}:",
                         "run the same command with --resume to finish the sweep.")
         raise typer.Exit(2 if before_compute else 1) from None
@@ -167,7 +198,8 @@ def sweep(
                       f"`ssm-jax merge {store}` checks and finishes the store once they are.",
                       markup=False)
         return
-    console.print(_summary(ds, stored_before, time.perf_counter() - start), markup=False)
+    console.print(_summary(ds, stored_before, time.perf_counter() - start, parts),
+                  markup=False)
     console.print(f"wrote {store}: the sweep's store; " + _next_step(ds, str(store)),
                   markup=False)
 
@@ -184,7 +216,7 @@ def merge(
 
     try:
         check_finished(store, "STORE", consolidate=True)
-        ds = open_sweep(store)
+        ds = open_sweep(store, name="STORE")
     except ValueError as error:
         print_error(f"Cannot merge {store}:", error)
         raise typer.Exit(2) from None
@@ -221,7 +253,7 @@ def plot(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
     try:
-        ds = open_sweep(store)
+        ds = open_sweep(store, name="STORE")
     except ValueError as error:
         print_error(f"Cannot plot {store}:", error)
         raise typer.Exit(2) from None

@@ -231,7 +231,8 @@ def chunk_dataset(recorded: dict, stats: dict, members: Sequence[int], *, record
             [(rows == g).sum(-1) for g in range(len(class_groups.names))], -1))
     if "class_progress" in data:
         progress = jnp.moveaxis(jnp.asarray(data["class_progress"][1]), 1, 0)
-        data["learning_time"] = (("run", "cls"), np.asarray(learning_time(ts, progress)))
+        data["learning_time"] = (("run", "cls"), np.asarray(
+            learning_time(ts, progress, status=np.asarray(stats["status"]))))
     for name, values in stats.items():
         data[name] = ("run", values)
     for name, values in (predictions or {}).items():

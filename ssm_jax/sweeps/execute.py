@@ -9,10 +9,10 @@ examples (its size bucket, see `plan`).
 """
 
 from collections.abc import Callable, Sequence
-import concurrent.futures
 import dataclasses
 import os
 import threading
+import time
 
 import equinox as eqx
 import jax
@@ -181,14 +181,15 @@ class ChunkRunner:
                     None if progress is None else lambda n: progress(half + n))
         return _join(first, rest)
 
-    def default_chunk_size(self, devices) -> int:
+    def default_chunk_size(self, devices, pilot: int | None = None) -> int:
         """Members per chunk by the batching's rule, from the smallest free memory of
-        `devices`, a CPU host's shared by its CPU devices; every padded member has the shapes
-        of the first.
+        `devices`, a CPU host's shared by its CPU devices (every padded member has the
+        shapes of the first), and, given a `pilot` member, from its run time alone.
 
         **Arguments:**
 
         - `devices`: the local devices that take chunks.
+        - `pilot`: a design index to time (the costliest member), or None.
 
         **Returns:** a chunk size, at least 1.
         """
@@ -199,39 +200,72 @@ class ChunkRunner:
         free = min(free_bytes(d) for d in devices)
         if devices[0].platform == "cpu":  # CPU devices (one per core) share the host's memory
             free //= len(devices)
-        return self.batching.chunk_size(per_member, free, devices[0].platform)
+        seconds = None if pilot is None else self.seconds(pilot, devices[0])
+        return self.batching.chunk_size(per_member, free, devices[0].platform, seconds)
+
+    def seconds(self, index: int, device) -> float:
+        """The run time of member `index` alone on `device`: its second run's wall time (the
+        first compiles).
+
+        **Arguments:**
+
+        - `index`: a design index.
+        - `device`: a local device.
+
+        **Returns:** seconds.
+        """
+        model, objective, hyper = self.member(index)
+        key = member_keys(self.seed, [index])[0]
+        with jax.default_device(device):
+            for _ in range(2):
+                start = time.perf_counter()
+                self.dynamics(model, objective, key=key, metrics=self.metrics,
+                              hyperparameters=hyper)
+        return time.perf_counter() - start
 
 
-def run_on_devices(devices: Sequence, chunks: Sequence[int],
-                   run: Callable[[int, object], None]) -> None:
+def run_on_devices(devices: Sequence, chunks: Sequence[int], run: Callable[[int, object], None],
+                   stop: threading.Event | None = None) -> None:
     """One worker thread per device, each taking the next chunk of one queue as it finishes
     one: a device that meets a slow chunk does not hold the others.
+
+    The workers are daemon threads and the caller waits for them in short, interruptible
+    waits: a signal handler that raises (`stopping.StopSignals`) reaches the caller within a
+    fraction of a second, even while a chunk computes (a compiled call cannot be cut short;
+    its worker finishes it in the background and takes no other).
 
     **Arguments:**
 
     - `devices`: local JAX devices.
     - `chunks`: chunk indices, in the order they are taken.
     - `run`: (chunk index, device) -> None, called once per chunk.
+    - `stop`: once set, workers take no new chunk.
 
     **Returns:** nothing. After an error the other workers stop at their next chunk (the
     chunks they finished are kept) and the error is raised.
     """
-    failed, queue = threading.Event(), iter(chunks)
-    taking = threading.Lock()
+    stop = threading.Event() if stop is None else stop
+    queue, taking, errors = iter(chunks), threading.Lock(), []
 
     def worker(device):
-        while not failed.is_set():  # another device failed: stop at the chunk boundary
+        while not stop.is_set():  # stopped, or another device failed: at a chunk boundary
             with taking:
                 chunk = next(queue, None)
             if chunk is None:
                 return
             try:
                 run(chunk, device)
-            except BaseException:
-                failed.set()
-                raise
+            except BaseException as error:  # handed to the caller, raised there
+                errors.append(error)
+                stop.set()
+                return
 
-    with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
-        futures = [pool.submit(worker, device) for device in devices]
-    for future in futures:
-        future.result()
+    threads = [threading.Thread(target=worker, args=(device,), daemon=True,
+                                name=f"ssm_jax sweep worker {device}") for device in devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.1)
+    if errors:
+        raise errors[0]

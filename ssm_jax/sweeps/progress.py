@@ -56,6 +56,11 @@ class MembersDone:
             self._finished += size
             self._report()
 
+    @property
+    def done(self) -> int:
+        """Members in the chunks finished, by this process or before it started."""
+        return self._finished
+
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self._finished + sum(self._running.values()), self.total)

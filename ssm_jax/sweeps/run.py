@@ -25,16 +25,20 @@ from ..dynamics.base import AbstractDynamics, objective_metrics
 from ..dynamics.flow import Flow
 from .batching import AbstractBatching, default_batching
 from .cpu_cores import warn_if_dispatched
-from .dataset import chunk_dataset, label_by_grid, merge_chunks
-from .design_checks import CheckedDesign, check_design
+from .dataset import label_by_grid, merge_chunks
+from .design_checks import check_design
 from .destination import Destination
-from .execute import ChunkRunner, run_on_devices
+from .execute import ChunkRunner
 from .grid import AbstractDesign
-from .plan import MAX_BUCKETS, MIN_BUCKET, Plan, make_plan
+from .plan import MAX_BUCKETS, MIN_BUCKET, make_plan
 from .points import design_from_dict
 from .problem import as_problem
 from .progress import MembersDone
+from .running import ChunkLoop
 from .store import check_finished, open_store
+
+PILOT_FROM = 256
+"""Designs larger than this time their costliest member before choosing a chunk size."""
 
 
 def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100,
@@ -81,8 +85,10 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
       bound and size buckets. `order_by` and `predict` are then called once, with arrays of
       every member's settings, and return arrays.
     - `chunk_size`: members per compiled call (the unit of storing and resuming); default
-      from the batching and the devices' free memory, or, when resuming, the stored sweep's.
-      `max_batch` caps it.
+      from the batching and the devices' free memory, cut so that a chunk ends within about
+      `CHUNK_SECONDS` by the run time of the costliest member alone (timed first, in a
+      design of more than `PILOT_FROM` members run by one process); when resuming, the
+      stored sweep's. `max_batch` caps it.
     - `batching`: an `AbstractBatching`: `Map()` (`lax.map`, one member after another inside
       one call), `Vmap()` (lockstep) or `Refill(lanes=...)` (gradient flows without an
       event, in lanes that each take the next member as theirs ends); default
@@ -119,7 +125,10 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     None until every chunk of the store is done.
 
     Every argument and every member is checked before any compute (a `ValueError` names the
-    argument or the member), and nothing is written before the first chunk is done.
+    argument or the member), and nothing is written before the first chunk is done. SIGINT
+    (Ctrl-C) or SIGTERM stops it within about a second (`stopping`): the finished chunks
+    stay in the store, the store is released, and `SweepStopped` (a `KeyboardInterrupt`)
+    says what was kept; `resume=True` finishes it.
     """
     problem = as_problem(make_problem)
     _check_arguments(design, t1, dynamics, {"metrics": metrics, "order_by": order_by,
@@ -129,9 +138,10 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     batching = _batching(batching, dynamics, devices[0].platform)
     for name, value, minimum in (("chunk_size", chunk_size, 1), ("max_batch", max_batch, 1),
                                  ("pad_to", pad_to, 1), ("max_buckets", max_buckets, 1),
-                                 ("min_bucket", min_bucket, 1), ("seed", seed, 0)):
+                                 ("min_bucket", min_bucket, 1)):
         if value is not None:
             _validate.integer(name, value, minimum=minimum)
+    _validate.seed("seed", seed)
     destination = Destination.checked(store, resume, shard)  # cheap: before the members
 
     checked = check_design(problem, design, dynamics, metrics, vectorized=vectorized,
@@ -142,8 +152,11 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     if chunk_size is None:  # a joining writer keeps the plan of the store it joins
         chunk_size, max_batch = destination.stored_chunk_size(), (
             None if destination.stored_chunk_size() else max_batch)
-    plan = make_plan(design.size, checked.keys,
-                     chunk_size or runner.default_chunk_size(devices), max_batch=max_batch,
+    if chunk_size is None:  # sized to end within about half a minute, where it matters
+        alone = destination.process == (0, 1)  # a timing would differ between processes
+        chunk_size = runner.default_chunk_size(
+            devices, _pilot(checked, design.size) if alone else None)
+    plan = make_plan(design.size, checked.keys, chunk_size, max_batch=max_batch,
                      process_index=destination.process[0],
                      process_count=destination.process[1],
                      num_examples=None if pad_to is not None else checked.members.num_examples,
@@ -159,8 +172,10 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
         lambda ds: label_by_grid(merge_chunks([ds]), design, manifest))
     plan = plan.skipping(destination.done())
     counter = MembersDone(design.size, plan.members_done, progress)
+    loop = ChunkLoop(plan, runner, checked, counter, sweep_store,
+                     "run the same sweep with resume=True to finish it.")
     try:
-        results = _run_chunks(plan, runner, devices, checked, counter, sweep_store)
+        results = loop(devices)
     finally:
         if sweep_store is not None:
             sweep_store.close()
@@ -178,36 +193,14 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     return out
 
 
-def _run_chunks(plan: Plan, runner: ChunkRunner, devices, checked: CheckedDesign,
-                counter: MembersDone, sweep_store) -> dict[int, xr.Dataset]:
-    """Runs this process's chunks on `devices`, each written to `sweep_store` as it ends.
-
-    **Returns:** {chunk: dataset} without a store; {} with one (the store holds them).
-    """
-    results: dict[int, xr.Dataset] = {}
-    report = counter.progress is not None
-
-    def run(chunk: int, device) -> None:
-        members = plan.chunks[chunk]
-        out = runner(plan.filled(chunk), device, plan.padded_size(chunk),
-                     (lambda done: counter.inside(chunk, min(done, len(members))))
-                     if report else None)
-        steps = np.asarray(out.stats["num_steps"])[:len(members)]
-        ds = chunk_dataset(out.recorded, out.stats, members,
-                           record_times=runner.dynamics.record_times(),
-                           class_groups=checked.groups, predictions=checked.predictions,
-                           waste=runner.batching.waste(steps, out), index=chunk,
-                           compile_seconds=out.compile_seconds, run_seconds=out.run_seconds,
-                           device=str(device))
-        if sweep_store is not None:
-            sweep_store.write(chunk, ds)
-        else:
-            results[chunk] = ds
-        counter.finished(chunk, len(members))
-
-    counter.start()
-    run_on_devices(devices, plan.queue, run)
-    return results
+def _pilot(checked, size: int) -> int | None:
+    """The member timed to size chunks: the costliest by its key (or the largest), in a
+    design larger than `PILOT_FROM` members; None otherwise (a small sweep needs no bound
+    and saves the pilot's compilation)."""
+    if size <= PILOT_FROM:
+        return None
+    cost = checked.keys if checked.keys is not None else checked.members.num_examples
+    return int(np.argmax(cost))
 
 
 def _devices(devices) -> list:
@@ -251,18 +244,19 @@ def _check_arguments(design, t1, dynamics, functions: dict) -> None:
             raise ValueError(f"`{name}` = {function!r} is not allowed: expected a function.")
 
 
-def open_sweep(path) -> xr.Dataset:
+def open_sweep(path, *, name: str = "path") -> xr.Dataset:
     """The dataset of a finished sweep store (e.g. after a multi-host or sharded sweep),
     labelled by its grid and opened lazily: a variable is read from the store when used.
 
     **Arguments:**
 
     - `path`: the store's folder; it may not be writable.
+    - `name`: what messages call `path` (e.g. the command line's argument).
 
     **Returns:** the dataset `sweep` returns. Raises `ValueError` if `path` holds no sweep or
     chunks are missing, saying which shards to rerun (or to resume the sweep).
     """
-    manifest = check_finished(path)
+    manifest = check_finished(path, name)
     grid = design_from_dict(manifest.get("design", "grid"), manifest["grid"])
     stored = open_store(path)  # over `run` in the order the members ran
     # The small variables are labelled by `label_by_grid`, with each member's position in the

@@ -8,6 +8,25 @@ import numpy as np
 
 MAX_CHUNK = 4096
 """The largest chunk a memory estimate gives."""
+CHUNK_SECONDS = 30.0
+"""About how long a chunk should run where members are timed: the most a stop loses."""
+
+
+def within_seconds(size: int, seconds_per_member: float | None, parallel: int = 1) -> int:
+    """`size`, cut so that its members, `parallel` at a time, take about `CHUNK_SECONDS`.
+
+    **Arguments:**
+
+    - `size`: the chunk size otherwise.
+    - `seconds_per_member`: a member's run time, or None (no cut).
+    - `parallel`: members that run at once.
+
+    **Returns:** a chunk size, at least 1.
+    """
+    if seconds_per_member is None or seconds_per_member <= 0:
+        return size
+    # The slack keeps an exact quotient (30 s / 0.1 s) from rounding down a member.
+    return int(max(1, min(size, parallel * CHUNK_SECONDS / seconds_per_member + 1e-9)))
 
 
 class ChunkOutput(NamedTuple):
@@ -72,14 +91,18 @@ class AbstractBatching(eqx.Module):
         """
 
     @abc.abstractmethod
-    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str) -> int:
-        """Members per chunk (the unit of compiling, storing and resuming) by default.
+    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str,
+                   seconds_per_member: float | None = None) -> int:
+        """Members per chunk (the unit of compiling, storing and resuming) by default: a
+        chunk should fit in memory and, where a member's time is known, end within about
+        `CHUNK_SECONDS`, so that a stopped sweep loses little.
 
         **Arguments:**
 
         - `bytes_per_member`: a generous estimate of one member's memory (`member_bytes`).
         - `free_bytes`: the free memory of the smallest device taking chunks.
         - `platform`: the devices' platform ("cpu", "gpu", "tpu").
+        - `seconds_per_member`: the run time of the costliest member alone, where measured.
 
         **Returns:** a chunk size, at least 1.
         """

@@ -9,7 +9,7 @@ from ... import _validate
 from ..._timing import timed_call
 from ...dynamics import refill
 from ...dynamics.flow import Flow
-from ._base import AbstractBatching, ChunkOutput, chunk_size_for_memory
+from ._base import AbstractBatching, ChunkOutput, chunk_size_for_memory, within_seconds
 
 CPU_LANES = 16
 """Lanes on a CPU: batched steps gain little there, and few lanes keep the tail short."""
@@ -49,9 +49,10 @@ class Refill(AbstractBatching):
     def prepare(self, dynamics):
         return dynamics  # the lanes step explicit Runge-Kutta stages unrolled themselves
 
-    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str) -> int:
-        if platform == "cpu":
-            return REFILL_CPU_CHUNK
+    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str,
+                   seconds_per_member: float | None = None) -> int:
+        if platform == "cpu":  # lanes share the core: a member-step costs about what it does alone
+            return within_seconds(REFILL_CPU_CHUNK, seconds_per_member)
         return chunk_size_for_memory(bytes_per_member, free_bytes)
 
     def num_lanes(self, num_members: int, platform: str) -> int:

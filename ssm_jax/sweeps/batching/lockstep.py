@@ -24,7 +24,9 @@ class Vmap(AbstractMemberwise):
     def over(self, member, batch, listener):
         return jax.vmap(member)(batch)
 
-    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str) -> int:
+    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str,
+                   seconds_per_member: float | None = None) -> int:
+        # A lockstep chunk takes about its slowest member's time, whatever its size.
         return chunk_size_for_memory(bytes_per_member, free_bytes)
 
     def waste(self, num_steps: np.ndarray, output: ChunkOutput) -> float:

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from ._base import ChunkOutput
+from ._base import ChunkOutput, within_seconds
 from .memberwise import AbstractMemberwise, member_done
 
 MAP_CHUNK = 256
@@ -35,8 +35,9 @@ class Map(AbstractMemberwise):
 
         return jax.lax.map(one, batch)
 
-    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str) -> int:
-        return MAP_CHUNK
+    def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str,
+                   seconds_per_member: float | None = None) -> int:
+        return within_seconds(MAP_CHUNK, seconds_per_member)
 
     def waste(self, num_steps: np.ndarray, output: ChunkOutput) -> float:
         return 0.0  # no member waits for another
