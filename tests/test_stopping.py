@@ -18,7 +18,7 @@ dim = 4
 init_scale = 1e-2
 
 [grid]
-ratio = [1, 2, 3, 4, 5, 6]
+ratio = [1, 2, 3]
 power = [0.0, 0.5, 1.0]
 seed = { range = 2 }
 
@@ -63,7 +63,7 @@ def test_signals_stop_the_sweep_and_resume_gives_the_same_bytes(tmp_path):
     code, output, seconds = _stop_after(_sweep(tmp_path, "stopped"), done, 3, signal.SIGINT)
     assert code == 130 and seconds < 10, (code, output)
     kept = len(list(done.glob("*.json")))
-    assert f"Stopped by SIGINT: {kept} of 36 members are kept in {store}. To finish the " \
+    assert f"Stopped by SIGINT: {kept} of 18 members are kept in {store}. To finish the " \
            f"sweep, run: ssm-jax sweep {tmp_path / 'c.toml'} --out {store} --resume" in output
     assert not (store / "locks").exists() and not list(store.glob(".*"))
     code, output, seconds = _stop_after(_sweep(tmp_path, "stopped", "--resume"), done, 3,
@@ -71,7 +71,7 @@ def test_signals_stop_the_sweep_and_resume_gives_the_same_bytes(tmp_path):
     assert code == 143 and seconds < 10 and "Stopped by SIGTERM" in output, (code, output)
     assert len(list(done.glob("*.json"))) > kept
     finished = _sweep(tmp_path, "stopped", "--resume").communicate(timeout=240)[0]
-    assert "36 members" in finished, finished
+    assert "18 members" in finished, finished
     reference = _sweep(tmp_path, "whole")
     assert reference.communicate(timeout=240)[0] and reference.returncode == 0
     assert _files(store) == _files(tmp_path / "whole")
