@@ -3,6 +3,7 @@ written; failures before and after the first chunk; members that did not finish 
 
 import importlib
 import json
+import os
 from pathlib import Path
 import sys
 
@@ -14,7 +15,9 @@ import pytest
 
 import ssm_jax as sj
 
-execute = importlib.import_module("ssm_jax.sweeps.batching.memberwise")
+execute = importlib.import_module("ssm_jax.sweeps.execute")
+memberwise = importlib.import_module("ssm_jax.sweeps.batching.memberwise")
+design_checks = importlib.import_module("ssm_jax.sweeps.design_checks")
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_problems as sp  # noqa: E402
@@ -25,12 +28,12 @@ GRID = sj.Grid(ratio=[1.0, 4.0], power=[0.0], init_scale=[1e-2], seed=[0])
 def _refused(call, *parts, store: Path | None = None):
     """`call` raises a ValueError whose message holds every part, before any compute and
     without making `store`."""
-    before = eqx.debug.get_num_traces(execute.run_members)
+    before = eqx.debug.get_num_traces(memberwise.run_members)
     with pytest.raises(ValueError) as info:
         call()
     for part in parts:
         assert part in str(info.value), (part, str(info.value))
-    assert eqx.debug.get_num_traces(execute.run_members) == before
+    assert eqx.debug.get_num_traces(memberwise.run_members) == before
     assert store is None or not store.exists()
     return str(info.value)
 
@@ -43,8 +46,11 @@ def _sweep(store=None, **kwargs):
 
 def test_numeric_settings_are_refused_before_compute(tmp_path):
     store = tmp_path / "never"
-    for name, value in (("max_batch", 0), ("chunk_size", 0), ("pad_to", 0), ("seed", -1)):
+    for name, value in (("max_batch", 0), ("chunk_size", 0), ("pad_to", 0)):
         _refused(lambda n=name, v=value: _sweep(store, **{n: v}), f"`{name}` = {value}", ">= ",
+                 store=store)
+    for seed in (-1, 2**32):  # a key holds 32 bits: such seeds would repeat another's key
+        _refused(lambda v=seed: _sweep(store, seed=v), f"`seed` = {seed}", "0..4294967295",
                  store=store)
     _refused(lambda: _sweep(store, pad_to=5), "`pad_to` = 5", "at least 20", store=store)
     _refused(lambda: _sweep(store, t1=None, dynamics=sj.Flow(10.0, rtol=-1e-3)),
@@ -59,6 +65,21 @@ def test_numeric_settings_are_refused_before_compute(tmp_path):
     _refused(lambda: _sweep(store, batching="pmap"), "`batching` = 'pmap'", "Vmap()",
              store=store)
     _refused(lambda: _sweep(store, devices=[]), "`devices` = []", "at least one", store=store)
+
+
+def test_designs_too_large_for_memory_are_refused_before_compute(tmp_path, monkeypatch):
+    store = tmp_path / "never"
+    # A machine of 1 KiB: the records of both members in memory, or of one, do not fit.
+    sysconf = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_AVPHYS_PAGES": 1,
+                                                     "SC_PAGE_SIZE": 1024}.get(name) or
+                        sysconf(name))
+    _refused(lambda: _sweep(), "The results of 2 members (1.59 KiB of records) do not fit in "
+             "memory (1 KiB available): give a `store`")
+    monkeypatch.setattr(execute, "free_bytes", lambda device: 2**10)
+    _refused(lambda: _sweep(store, chunk_size=2), "One member needs about", "record fewer",
+             store=store)
+    _refused(lambda: _sweep(store), "One member needs about", store=store)
 
 
 def test_training_settings_are_refused_before_compute(tmp_path):
@@ -145,7 +166,8 @@ def test_output_folders_are_refused_before_compute(tmp_path, read_only):
     # A store to resume, and a folder that cannot be written.
     stored = tmp_path / "stored"
     (stored / "done").mkdir(parents=True)
-    (stored / "manifest.json").write_text(json.dumps({"grid": GRID.to_dict()}))
+    (stored / "manifest.json").write_text(json.dumps({"grid": GRID.to_dict(), "order": [0, 1],
+                                                      "chunk_size": 2}))
     _refused(lambda: _sweep(stored), "already holds a sweep", "resume=True")
     locked = tmp_path / "read_only"
     locked.mkdir()
@@ -159,7 +181,7 @@ def test_output_folders_are_refused_before_compute(tmp_path, read_only):
 
 def _failing_after(calls: int, monkeypatch):
     """The compiled chunk, failing from its `calls + 1`-th call on."""
-    original = execute.run_members
+    original = memberwise.run_members
     count = [0]
 
     def run_chunk(*args):
@@ -168,7 +190,7 @@ def _failing_after(calls: int, monkeypatch):
             raise RuntimeError("device lost (simulated)")
         return original(*args)
 
-    monkeypatch.setattr(execute, "run_members", run_chunk)
+    monkeypatch.setattr(memberwise, "run_members", run_chunk)
 
 
 def test_a_failure_before_the_first_chunk_leaves_nothing(tmp_path, monkeypatch):

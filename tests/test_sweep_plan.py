@@ -55,7 +55,8 @@ def test_each_batching_sizes_its_chunks():
     assert Vmap().chunk_size(1000, 10_000, "gpu") == 5  # half the free memory
     assert Vmap().chunk_size(1000, 100, "gpu") == 1
     assert Vmap().chunk_size(1, 10**12, "gpu") == MAX_CHUNK
-    assert Map().chunk_size(1000, 10_000, "cpu") == MAP_CHUNK
+    assert Map().chunk_size(1000, 10**9, "cpu") == MAP_CHUNK
+    assert Map().chunk_size(1000, 10_000, "cpu") == 5  # the chunk's records must fit too
     assert Refill().chunk_size(1000, 10_000, "cpu") == REFILL_CPU_CHUNK
     assert Refill().chunk_size(1000, 10_000, "gpu") == 5
     assert Refill().num_lanes(64, "gpu") == 16 and Refill(lanes=100).num_lanes(64, "cpu") == 64

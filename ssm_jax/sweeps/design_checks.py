@@ -4,15 +4,22 @@ its predictions and its class groups."""
 
 from collections.abc import Callable
 import math
+import os
 from typing import NamedTuple
+import warnings
 
+import jax
 import numpy as np
 
 from .dataset import ClassGroups, grid_class_groups, grid_predictions
+from .execute import readable_bytes
 from .grid import AbstractDesign
 from .member_checks import check_members
 from .problem import AbstractProblem
 from .vectorized import Members, check_vectorized
+
+PYTHON_BUILDS = 100_000
+"""Designs larger than this, built one by one in Python, are warned about before compute."""
 
 
 class CheckedDesign(NamedTuple):
@@ -34,7 +41,8 @@ class CheckedDesign(NamedTuple):
 
 def check_design(problem: AbstractProblem, design: AbstractDesign, dynamics, metrics, *,
                  vectorized: bool, pad_to: int | None, order_by: Callable | None,
-                 predict: Callable | None, class_groups) -> CheckedDesign:
+                 predict: Callable | None, class_groups,
+                 in_memory: bool = False) -> CheckedDesign:
     """Checks every member of `design` and gathers what the plan and the dataset need.
 
     **Arguments:**
@@ -45,9 +53,16 @@ def check_design(problem: AbstractProblem, design: AbstractDesign, dynamics, met
     - `vectorized`, `pad_to`, `order_by`, `predict`, `class_groups`: as for `sweep`; without
       `order_by` the problem's `cost` orders the members, and without `predict` its `predict`
       gives the predictions.
+    - `in_memory`: whether every member's records are to be held in memory (no store): a
+      design whose records do not fit is refused.
 
-    **Returns:** a `CheckedDesign`. Raises `ValueError` naming the argument or the member.
+    **Returns:** a `CheckedDesign`. Raises `ValueError` naming the argument or the member; warns
+    where more than `PYTHON_BUILDS` members are to be built one by one.
     """
+    if not vectorized and design.size > PYTHON_BUILDS:
+        warnings.warn(f"{design.size} members are built and checked one by one in Python "
+                      "before any compute (about a millisecond each): vectorized=True builds "
+                      "and checks them from the design's arrays.", stacklevel=3)
     arrays = design.coordinates()
     if vectorized:
         points = arrays
@@ -70,7 +85,21 @@ def check_design(problem: AbstractProblem, design: AbstractDesign, dynamics, met
             predictions = grid_predictions(lambda **_: predicted, arrays, vectorized=True)
     groups = grid_class_groups(class_groups, member_points,
                                _num_classes(members.metric_shapes, class_groups))
+    if in_memory:
+        _check_results_fit(members.metric_shapes, dynamics, design.size)
     return CheckedDesign(points, members, keys, predictions, groups)
+
+
+def _check_results_fit(metric_shapes, dynamics, size: int) -> None:
+    """Refuses a sweep without a store whose records cannot all be held in memory."""
+    values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(metric_shapes))
+    needed = 8 * size * dynamics.record_times().size * values
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > available // 2:
+        raise ValueError(f"The results of {size} members ({readable_bytes(needed)} of records) "
+                         f"do not fit in memory ({readable_bytes(available)} available): give "
+                         "a `store`, which keeps each chunk on disk as it ends, or record "
+                         "fewer times or metrics.")
 
 
 def _num_classes(metric_shapes: dict, class_groups) -> int:

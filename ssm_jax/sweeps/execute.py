@@ -193,15 +193,29 @@ class ChunkRunner:
 
         **Returns:** a chunk size, at least 1.
         """
+        per_member, free = self.memory(devices)
+        seconds = None if pilot is None else self.seconds(pilot, devices[0])
+        return self.batching.chunk_size(per_member, free, devices[0].platform, seconds)
+
+    def memory(self, devices) -> tuple[int, int]:
+        """One member's memory in a chunk and the free memory of the smallest of `devices`
+        (`device_memory`); every padded member has the shapes of the first. A member that
+        cannot fit in half of it is refused (`check_member_memory`).
+
+        **Arguments:**
+
+        - `devices`: the local devices that take chunks.
+
+        **Returns:** (bytes per member, free bytes). Raises `ValueError` for a member too
+        large, naming what it records.
+        """
         sample = self.member(0)
         shapes = jax.eval_shape(self.metrics, sample[0], sample[1])
         num_values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes))
         per_member = member_bytes(sample, self.dynamics, num_values + 8)
-        free = min(free_bytes(d) for d in devices)
-        if devices[0].platform == "cpu":  # CPU devices (one per core) share the host's memory
-            free //= len(devices)
-        seconds = None if pilot is None else self.seconds(pilot, devices[0])
-        return self.batching.chunk_size(per_member, free, devices[0].platform, seconds)
+        free = device_memory(devices)
+        check_member_memory(per_member, free, self.dynamics.record_times().size, num_values)
+        return per_member, free
 
     def seconds(self, index: int, device) -> float:
         """The run time of member `index` alone on `device`: its second run's wall time (the
@@ -222,6 +236,52 @@ class ChunkRunner:
                 self.dynamics(model, objective, key=key, metrics=self.metrics,
                               hyperparameters=hyper)
         return time.perf_counter() - start
+
+
+def device_memory(devices) -> int:
+    """The free memory of the smallest of `devices`, a CPU host's shared by its CPU devices.
+
+    **Arguments:**
+
+    - `devices`: local devices.
+
+    **Returns:** bytes.
+    """
+    free = min(free_bytes(d) for d in devices)
+    return free // len(devices) if devices[0].platform == "cpu" else free
+
+
+def readable_bytes(size: float) -> str:
+    """`size` bytes in words, e.g. "2.8 KiB" or "1.5 GiB".
+
+    **Arguments:**
+
+    - `size`: a number of bytes.
+
+    **Returns:** a string.
+    """
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.3g} {unit}"
+        size /= 1024
+
+
+def check_member_memory(per_member: int, free: int, records: int, values: int) -> None:
+    """Refuses a member that cannot fit in half of a device's free memory, before compute.
+
+    **Arguments:**
+
+    - `per_member`: its bytes (at least its records, 8 bytes a value).
+    - `free`: the device's free bytes (`device_memory`).
+    - `records`, `values`: its record times and values recorded at each, for the message.
+
+    **Returns:** nothing. Raises `ValueError`.
+    """
+    if per_member > free // 2:
+        raise ValueError(f"One member needs about {readable_bytes(per_member)} ({records} "
+                         f"record times x {values} recorded values, and its state), more "
+                         f"than half of a device's free memory ({readable_bytes(free)}): "
+                         "record fewer times (`num_saves`, `record_every`) or fewer metrics.")
 
 
 def run_on_devices(devices: Sequence, chunks: Sequence[int], run: Callable[[int, object], None],

@@ -28,7 +28,7 @@ from .cpu_cores import warn_if_dispatched
 from .dataset import label_by_grid, merge_chunks
 from .design_checks import check_design
 from .destination import Destination
-from .execute import ChunkRunner
+from .execute import ChunkRunner, check_member_memory, device_memory
 from .grid import AbstractDesign
 from .plan import MAX_BUCKETS, MIN_BUCKET, make_plan
 from .points import design_from_dict
@@ -136,26 +136,17 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     dynamics = Flow(t1=t1, num_saves=num_saves) if dynamics is None else dynamics
     devices = _devices(devices)
     batching = _batching(batching, dynamics, devices[0].platform)
-    for name, value, minimum in (("chunk_size", chunk_size, 1), ("max_batch", max_batch, 1),
-                                 ("pad_to", pad_to, 1), ("max_buckets", max_buckets, 1),
-                                 ("min_bucket", min_bucket, 1)):
-        if value is not None:
-            _validate.integer(name, value, minimum=minimum)
-    _validate.seed("seed", seed)
+    _check_numbers(chunk_size=chunk_size, max_batch=max_batch, pad_to=pad_to,
+                   max_buckets=max_buckets, min_bucket=min_bucket, seed=seed)
     destination = Destination.checked(store, resume, shard)  # cheap: before the members
 
     checked = check_design(problem, design, dynamics, metrics, vectorized=vectorized,
                            pad_to=pad_to, order_by=order_by, predict=predict,
-                           class_groups=class_groups)
+                           class_groups=class_groups, in_memory=store is None)
     runner = ChunkRunner(problem, checked.points, checked.members.pad_to,
                          batching.prepare(dynamics), metrics, batching, seed, vectorized)
-    if chunk_size is None:  # a joining writer keeps the plan of the store it joins
-        chunk_size, max_batch = destination.stored_chunk_size(), (
-            None if destination.stored_chunk_size() else max_batch)
-    if chunk_size is None:  # sized to end within about half a minute, where it matters
-        alone = destination.process == (0, 1)  # a timing would differ between processes
-        chunk_size = runner.default_chunk_size(
-            devices, _pilot(checked, design.size) if alone else None)
+    chunk_size, max_batch = _chunk_size(chunk_size, max_batch, runner, checked, destination,
+                                        devices, design.size)
     plan = make_plan(design.size, checked.keys, chunk_size, max_batch=max_batch,
                      process_index=destination.process[0],
                      process_count=destination.process[1],
@@ -191,6 +182,32 @@ def sweep(make_problem, design: AbstractDesign, t1=None, *, num_saves: int = 100
     out.attrs.update(batching=batching.name, devices=", ".join(str(d) for d in devices),
                      lane_efficiency=1.0 - out.attrs["waste"])
     return out
+
+
+def _check_numbers(seed, **numbers) -> None:
+    """The integer settings of `sweep` (None where not given) and its seed, checked."""
+    for name, value in numbers.items():
+        if value is not None:
+            _validate.integer(name, value, minimum=1)
+    _validate.seed("seed", seed)
+
+
+def _chunk_size(chunk_size, max_batch, runner, checked, destination, devices, size):
+    """(chunk size, max batch): as given, a joined store's, or the batching's default, sized
+    from the free memory and, in a large design run by one process, the costliest member's
+    time (`_pilot`)."""
+    if chunk_size is None and destination.stored_chunk_size():
+        return destination.stored_chunk_size(), None  # a joining writer keeps the plan
+    if chunk_size is None:
+        alone = destination.process == (0, 1)  # a timing would differ between processes
+        return runner.default_chunk_size(devices, _pilot(checked, size) if alone else None), \
+            max_batch
+    # A chunk size given: a member's records must still fit.
+    values = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(
+        checked.members.metric_shapes))
+    records = runner.dynamics.record_times().size
+    check_member_memory(8 * records * values, device_memory(devices), records, values)
+    return chunk_size, max_batch
 
 
 def _pilot(checked, size: int) -> int | None:

@@ -3,12 +3,12 @@
 import jax
 import numpy as np
 
-from ._base import ChunkOutput, within_seconds
+from ._base import ChunkOutput, chunk_size_for_memory, within_seconds
 from .memberwise import AbstractMemberwise, member_done
 
 MAP_CHUNK = 256
-"""Members per chunk: they run one at a time, so memory does not bound it; a chunk is the unit
-of storing and resuming."""
+"""Members per chunk at most, a chunk being the unit of storing and resuming: they run one at
+a time, so memory bounds a chunk only through the records it keeps until it ends."""
 
 
 class Map(AbstractMemberwise):
@@ -37,7 +37,9 @@ class Map(AbstractMemberwise):
 
     def chunk_size(self, bytes_per_member: int, free_bytes: int, platform: str,
                    seconds_per_member: float | None = None) -> int:
-        return within_seconds(MAP_CHUNK, seconds_per_member)
+        # Members run one at a time, but a chunk's records are all kept until it ends.
+        size = min(MAP_CHUNK, chunk_size_for_memory(bytes_per_member, free_bytes))
+        return within_seconds(size, seconds_per_member)
 
     def waste(self, num_steps: np.ndarray, output: ChunkOutput) -> float:
         return 0.0  # no member waits for another
