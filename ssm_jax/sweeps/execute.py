@@ -305,7 +305,9 @@ def run_on_devices(devices: Sequence, chunks: Sequence[int], run: Callable[[int,
     chunks they finished are kept) and the error is raised.
     """
     stop = threading.Event() if stop is None else stop
-    queue, taking, errors = iter(chunks), threading.Lock(), []
+    queue = iter(chunks)
+    taking = threading.Lock()  # one worker at a time takes the next chunk
+    errors = []
 
     def worker(device):
         while not stop.is_set():  # stopped, or another device failed: at a chunk boundary

@@ -33,8 +33,12 @@ class ChunkLoop:
 
     def __init__(self, plan: Plan, runner: ChunkRunner, checked: CheckedDesign,
                  counter: MembersDone, store, resume_hint: str):
-        self.plan, self.runner, self.checked = plan, runner, checked
-        self.counter, self.store, self.resume_hint = counter, store, resume_hint
+        self.plan = plan
+        self.runner = runner
+        self.checked = checked
+        self.counter = counter
+        self.store = store
+        self.resume_hint = resume_hint
         self.results: dict[int, xr.Dataset] = {}
         self.stop = threading.Event()
         self._writing = threading.Lock()

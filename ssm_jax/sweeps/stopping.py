@@ -32,7 +32,9 @@ class SweepStopped(KeyboardInterrupt):
     def __init__(self, signum: int, members_kept: int, members_total: int, store, hint: str):
         self.signal_name = signal.Signals(signum).name
         self.exit_code = 128 + signum
-        self.members_kept, self.members_total, self.store = members_kept, members_total, store
+        self.members_kept = members_kept
+        self.members_total = members_total
+        self.store = store
         if store is None:
             kept = (f"{members_kept} of {members_total} members had finished, and are not "
                     "kept: the sweep had no store (give one to keep each chunk as it ends).")
