@@ -12,6 +12,28 @@ jax.config.update("jax_enable_x64", True)
 # command run in-process (`ssm-jax sweep` would take one CPU device per core) changes nothing.
 jax.devices()
 
+HOME_CACHES = {
+    "SSM_JAX_CACHE_DIR": "ssm_jax_xla",  # the CLI's compilation cache (~/.cache/ssm_jax/xla)
+    "MPLCONFIGDIR": "matplotlib",         # matplotlib's font cache (~/.cache/matplotlib)
+    "IPYTHONDIR": "ipython",              # the notebook kernels' profile (~/.ipython)
+    "JUPYTER_RUNTIME_DIR": "jupyter_runtime",  # kernel connection files (~/.local/share)
+}
+"""What the test run would otherwise write under the user's home, and the folder of pytest's
+cache (.pytest_cache, kept between runs, so compiled programs stay warm) that takes it."""
+
+
+def pytest_configure(config):
+    """Points every cache in `HOME_CACHES` away from the user's home for the whole run, before
+    any test module is imported; the commands and notebook kernels the tests start inherit
+    the environment. A cache folder someone set beforehand is kept."""
+    cache = getattr(config, "cache", None)  # None with `-p no:cacheprovider`
+    root = Path(cache.mkdir("home")) if cache is not None else Path(
+        tempfile.mkdtemp(prefix="tests_home_"))
+    for variable, folder in HOME_CACHES.items():
+        if variable not in os.environ:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            os.environ[variable] = str(root / folder)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_files_left_behind(tmp_path_factory):
