@@ -37,20 +37,20 @@ def aligned():
 def test_dataset_variables_and_one_compilation_per_model(aligned):
     ds, traces = aligned
     assert traces == len(SMALL.models)
-    assert ds.balanced_accuracy.dims == ("model", "ratio", "method", "time")
-    assert ds.window_start.dims == ("model", "ratio", "method", "source")
+    assert ds.balanced_accuracy.dims == ("model", "ratio", "weighting", "time")
+    assert ds.window_start.dims == ("model", "ratio", "weighting", "source")
     for name in ("accuracy_gap", "balanced_learned", "predicted_learned", "best_gain"):
         assert name in ds and "long_name" in ds[name].attrs
-    assert list(ds.method.values) == list(SMALL.methods("ufm_square"))
+    assert list(ds.weighting.values) == list(SMALL.methods("ufm_square"))
     # The SSM has no deferred method: NaN there; every run that happened is ok.
-    assert ds.num_steps.sel({"model": "ssm", "method": "deferred 1"}).isnull().all()
+    assert ds.num_steps.sel(model="ssm", weighting="deferred 1").isnull().all()
     assert (ds.status.sel({"model": "ufm_square"}) == 0).all()
 
 
 def test_square_ufm_window_matches_closed_form(aligned):
     ds, _ = aligned
     step = (SMALL.log10_t1 - SMALL.log10_t0) / (SMALL.save_times.size - 2)
-    w = ds.sel({"model": "ufm_square"}).drop_sel({"method": "ERM"})
+    w = ds.sel(model="ufm_square").drop_sel(weighting="ERM")
     measured, closed = w.sel(source="learned"), w.sel(source="closed_form")
     for name in ("window_start", "window_end"):
         m, c = measured[name].values, closed[name].values

@@ -13,7 +13,8 @@ majority-minority accuracy gap over log-spaced times, for:
 
 A method *beats ERM* at t where its balanced accuracy exceeds ERM's by more than `threshold`;
 its *window* is the first interval of saves where it does, and its *gain* the largest
-excess over all saves. Each model runs as one `sweep` over (ratio, method): every weighting
+excess over all saves. Each model runs as one `sweep` over (ratio, weighting), the coordinate `weighting` naming the
+method (not `method`, which `Dataset.sel` takes as a keyword): every weighting
 is a `SwitchedWeights` (ERM as ones to ones, re-weighting as w to w), the cross-entropy
 losses one `AdjustedCrossEntropy`, so all methods of a model share one compilation.
 
@@ -202,19 +203,19 @@ def _loss(config, method, counts):
     return AdjustedCrossEntropy.of(adjusted[method]() if method in adjusted else None, k)
 
 
-def make_problem(config: SchedulesConfig, model: str, *, ratio, method):
-    """The (model, objective) of one sweep member: `method` indexes `config.methods(model)`.
+def make_problem(config: SchedulesConfig, model: str, *, ratio, weighting):
+    """The (model, objective) of one sweep member: `weighting` indexes `config.methods(model)`.
 
     **Arguments:**
 
     - `config`: the setting; `model`: one of its models.
-    - `ratio`: R; `method`: an index into `config.methods(model)`.
+    - `ratio`: R; `weighting`: an index into `config.methods(model)`.
 
     **Returns:** (model, objective).
     """
     # Settings are numbers: weights and closed forms evaluate now, also under eval_shape.
     with jax.ensure_compile_time_eval():
-        return _problem(config, model, float(ratio), config.methods(model)[int(method)])
+        return _problem(config, model, float(ratio), config.methods(model)[int(weighting)])
 
 
 def _problem(config, model, ratio, name):
@@ -265,7 +266,7 @@ def _metrics(model, objective):
 def _run_model(config: SchedulesConfig, model: str, on_model) -> xr.Dataset:
     methods = config.methods(model)
     ts = config.save_times
-    grid = Grid(ratio=np.asarray(config.ratios, dtype=float), method=np.arange(len(methods)))
+    grid = Grid(ratio=np.asarray(config.ratios, dtype=float), weighting=np.arange(len(methods)))
     result = sweep(lambda **point: make_problem(config, model, **point), grid,
                    dynamics=Flow(ts=ts), metrics=_metrics)
     majority = np.arange(config.num_classes) < round(config.majority_fraction * config.num_classes)
@@ -281,10 +282,10 @@ def _run_model(config: SchedulesConfig, model: str, on_model) -> xr.Dataset:
         "accuracy_gap": (accuracy.isel(cls=np.flatnonzero(majority)).mean("cls")
                          - accuracy.isel(cls=np.flatnonzero(~majority)).mean("cls")),
         "balanced_learned": learned.mean("cls"),
-        "predicted_learned": (("ratio", "method", "time"), predicted),
+        "predicted_learned": (("ratio", "weighting", "time"), predicted),
         "status": result.status, "num_steps": result.num_steps,
         "compile_seconds": ((), compile_s), "run_seconds": ((), run_s)})
-    return ds.assign_coords(method=list(methods), time=ts)
+    return ds.assign_coords(weighting=list(methods), time=ts)
 
 
 ATTRIBUTES = {
@@ -296,7 +297,8 @@ ATTRIBUTES = {
     "window_end": ("first save after window_start at which it no longer does", "1"),
     "best_gain": ("largest excess of the method's reading over ERM's", "1"),
     "ratio": ("imbalance ratio R = n_maj / n_min", "1"),
-    "method": ("training method", None),
+    "weighting": ("training method: ERM, re-weighting, deferred re-weighting or an adjusted "
+                  "loss", None),
     "source": ("reading: measured accuracy, measured learned fraction, or closed form", None),
 }
 
@@ -309,7 +311,7 @@ def run_schedules(config: SchedulesConfig = SchedulesConfig(), on_model=None) ->
     - `config`: the setting.
     - `on_model`: called as `on_model(name, compile_seconds, run_seconds)` after each model.
 
-    **Returns:** a dataset over (model, ratio, method, time) with `balanced_accuracy`,
+    **Returns:** a dataset over (model, ratio, weighting, time) with `balanced_accuracy`,
     `accuracy_gap`, `balanced_learned`, `predicted_learned`, and per member `status` and
     `num_steps`; the `windows` over `source`; `compile_seconds` and `run_seconds` per model.
     A method that does not apply to a model is NaN there. CF-style attributes throughout.
@@ -318,7 +320,7 @@ def run_schedules(config: SchedulesConfig = SchedulesConfig(), on_model=None) ->
     ds = xr.concat(parts, dim="model", join="outer", fill_value=np.nan)
     methods = [m for model in config.models for m in config.methods(model)]
     ds = ds.assign_coords(model=list(config.models)).reindex(
-        {"method": list(dict.fromkeys(methods))})
+        {"weighting": list(dict.fromkeys(methods))})
     ds = ds.merge(windows(ds, config.threshold))
     ds.attrs["threshold"] = config.threshold
     num_majority = round(config.majority_fraction * config.num_classes)
@@ -351,12 +353,12 @@ def table(ds: xr.Dataset, source: str = "accuracy") -> list[dict]:
     _validate.choice("source", source, SOURCES[:2])
     rows = []
     for model in ds.model.values:
-        for method in ds.method.values:
-            if method == "ERM" or ds.num_steps.sel({"model": model, "method": method}
+        for method in ds.weighting.values:
+            if method == "ERM" or ds.num_steps.sel({"model": model, "weighting": method}
                                                    ).isnull().all():
                 continue
             for ratio in ds.ratio.values:
-                w = ds.sel({"model": model, "method": method, "ratio": ratio})
+                w = ds.sel({"model": model, "weighting": method, "ratio": ratio})
                 measured, closed = w.sel(source=source), w.sel(source="closed_form")
                 rows.append({"model": str(model), "method": str(method), "ratio": float(ratio),
                              "start": float(measured.window_start),

@@ -27,11 +27,11 @@ def windows(ds: xr.Dataset, threshold: float) -> xr.Dataset:
     **Arguments:**
 
     - `ds`: the balanced accuracy, learned fraction and closed form over (model, ratio,
-      method, time).
+      weighting, time).
     - `threshold`: the excess over ERM that counts as beating it.
 
-    **Returns:** `window_start`, `window_end`, `best_gain` over (model, ratio, method,
-    source); NaN where a method never beats ERM, or does not apply.
+    **Returns:** `window_start`, `window_end`, `best_gain` over (model, ratio,
+    weighting, source); NaN where a method never beats ERM, or does not apply.
     """
     ts = ds.time.values
     reading = {"accuracy": ds.balanced_accuracy, "learned": ds.balanced_learned,
@@ -39,10 +39,10 @@ def windows(ds: xr.Dataset, threshold: float) -> xr.Dataset:
     out = np.full((3,) + ds.balanced_accuracy.shape[:3] + (len(SOURCES),), np.nan)
     for s, source in enumerate(SOURCES):
         values = reading[source]
-        gain = (values - values.sel({"method": "ERM"})).values
+        gain = (values - values.sel(weighting="ERM")).values
         for index in np.ndindex(gain.shape[:3]):
             out[(slice(None),) + index + (s,)] = _window(ts, gain[index], threshold)
-    dims = ("model", "ratio", "method", "source")
+    dims = ("model", "ratio", "weighting", "source")
     return xr.Dataset({name: (dims, out[i]) for i, name in
                        enumerate(("window_start", "window_end", "best_gain"))},
                       coords={"source": list(SOURCES)})
