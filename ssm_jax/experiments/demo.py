@@ -28,12 +28,17 @@ RUNS = (("SSM", "square"), ("UFM", "square"), ("UFM", "cross_entropy"))
 re-weighted label matrix, the UFM weights its loss."""
 
 
+SAVE_DECADES = 3.0
+"""The saves after t = 0 span t1 / 10^SAVE_DECADES to t1."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
     """The demo's setting: a `StepImbalance` (num_classes, ratio, minority_size,
     majority_fraction), the weight powers gamma, the models' width `dim` and initial scale,
-    the flow's final time and number of saves, and the seed of the Gaussian starts; each
-    checked when the config is made."""
+    the flow's final time and number of saves (`save_times`: t = 0, then log-spaced, as the
+    figures draw time), and the seed of the Gaussian starts; each checked when the config is
+    made."""
 
     num_classes: int = 10
     ratio: float = 10.0
@@ -61,6 +66,15 @@ class DemoConfig:
         """The class counts as a `StepImbalance`."""
         return StepImbalance(self.num_classes, self.ratio, self.minority_size,
                              self.majority_fraction)
+
+    @property
+    def save_times(self) -> np.ndarray:
+        """t = 0, then `num_saves - 1` times log-spaced over the last `SAVE_DECADES` decades
+        before t1: F1 and F2 draw time on a log axis, where evenly spaced saves would leave
+        the first decades (the start of learning) with a point or two."""
+        count = self.num_saves - 1
+        powers = np.linspace(-SAVE_DECADES, 0.0, count) if count > 1 else np.zeros(1)
+        return np.concatenate([[0.0], self.t1 * 10.0 ** powers])
 
     @property
     def num_runs(self) -> int:
@@ -116,7 +130,7 @@ def run_demo(config: DemoConfig = DemoConfig(),
         for power in config.powers:
             model, objective, predicted, curves = _problem(config, model_name, loss_name,
                                                            power)
-            traj = gradient_flow(model, objective, config.t1, num_saves=config.num_saves)
+            traj = gradient_flow(model, objective, ts=config.save_times)
             ds = trajectory_dataset(traj)
             ds["predicted_learning_time"] = ("cls", np.asarray(predicted))
             if curves is not None:

@@ -4,7 +4,7 @@ dataset."""
 
 from matplotlib.lines import Line2D
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator
 import numpy as np
 import xarray as xr
 
@@ -34,11 +34,17 @@ def _data_text(ds: xr.Dataset) -> str:
             f"seed{'s' if seeds.size > 1 else ''} {', '.join(map(str, seeds))}")
 
 
+COLUMNS = 3
+"""F4's panels per row: each model's snapshots and its fraction panel wrap after this many,
+so that the figure fits a notebook's width (about 10 inches) with legible text."""
+
+
 def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
                       log2_weights=None, models=("linear", "mlp")):
     """Figure F4: decision boundaries f = 0 of seed 0 at the snapshot times, one color per
     weight (the SVM's boundary dashed), and the fraction of the probe set predicted positive
-    against time, one row per model; the setting as its title.
+    against time; each model's panels fill rows of `COLUMNS`, its name in every title; the
+    setting as the figure's title.
 
     **Arguments:**
 
@@ -46,7 +52,7 @@ def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
     - `l2`: the L2 strength lambda whose runs to show.
     - `loss`: "logistic" or "polynomial".
     - `log2_weights`: the weights to show (log2); default all of `ds`'s.
-    - `models`: the models to show, one row each; those not in `ds` are left out.
+    - `models`: the models to show; those not in `ds` are left out.
 
     **Returns:** the matplotlib figure.
     """
@@ -54,15 +60,20 @@ def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
     weights = ds.log2_weight.values if log2_weights is None else np.asarray(log2_weights)
     colors = weight_colors(len(weights))
     snaps = ds.snapshot.values
-    fig, axes = plt.subplots(len(models), len(snaps) + 1, squeeze=False, layout="constrained",
-                             figsize=(2.7 * (len(snaps) + 1) + 1.6, 2.7 * len(models) + 0.4))
+    columns = min(COLUMNS, len(snaps) + 1)
+    per_model = -(-(len(snaps) + 1) // columns)
+    fig, axes = plt.subplots(len(models) * per_model, columns, squeeze=False,
+                             layout="constrained",
+                             figsize=(2.7 * columns + 1.3, 2.5 * len(models) * per_model + 0.5))
     X, y = ds.inputs.values, ds.labels.values
     w_svm = ds.svm_direction.values
     xs = np.array([ds.gx.values[0], ds.gx.values[-1]])
-    for row, model in enumerate(models):
+    for m, model in enumerate(models):
         run = ds.sel(model=model, loss=loss, l2=l2)
-        for col, t in enumerate(snaps):
-            ax = axes[row, col]
+        panels = axes[m * per_model:(m + 1) * per_model].ravel()
+        for ax in panels[len(snaps) + 1:]:
+            ax.set_visible(False)
+        for ax, t in zip(panels, snaps, strict=False):
             ax.scatter(*X[y > 0].T, s=8, color=MINORITY)
             ax.scatter(*X[y < 0].T, s=8, color=MAJORITY)
             ax.plot(xs, -(w_svm[0] * xs + w_svm[2]) / w_svm[1], "k--", lw=1)
@@ -71,24 +82,25 @@ def boundaries_figure(ds: xr.Dataset, l2: float = 0.0, loss: str = "logistic",
                 if values.min() < 0 < values.max():
                     ax.contour(ds.gx.values, ds.gy.values, values, levels=[0.0],
                                colors=[color], linewidths=1.2)
-            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), aspect="equal",
-                   title=f"{model}, t = {t:.0e}")
+            ax.set(xlim=xs, ylim=(ds.gy.values[0], ds.gy.values[-1]), aspect="equal")
+            ax.set_title(f"{model}, t = {t:.0e}", fontsize=9)
             ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
             ax.tick_params(labelsize=7)
-            ax.title.set_fontsize(9)
-        axes[row, 0].set_ylabel("x2")
-        ax = axes[row, -1]
+            ax.set_xlabel("x1", fontsize=8, labelpad=1)
+            ax.set_ylabel("x2", fontsize=8, labelpad=1)
+        ax = panels[len(snaps)]
         t = ds.time.values[1:]
         for color, k in zip(colors, weights, strict=True):
             frac = run.probe_positive.sel(log2_weight=k).mean("seed").values[1:]
             ax.semilogx(t, frac, color=color)
-        ax.set(ylim=(0, 1), ylabel="fraction predicted positive")
-        ax.set_title("held-out probe set", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("fraction predicted positive", fontsize=8)
+        ax.set_xlabel("time t", fontsize=8)
+        # A decade label every few decades: the axis spans up to 12 of them.
+        ax.xaxis.set_major_locator(LogLocator(numticks=5))
+        ax.set_title(f"{model}: held-out probe set", fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes[-1, :-1]:
-        ax.set_xlabel("x1")
-    axes[-1, -1].set_xlabel("time t")
     handles = _weight_handles(colors, weights) + [
         Line2D([], [], color="k", ls="--", lw=1, label="SVM boundary\n(max margin)"),
         Line2D([], [], color=MINORITY, marker="o", ls="", ms=3, label="positive"),

@@ -3,6 +3,7 @@ that names a figure's setting, and how a figure is written to disk."""
 
 import json
 from pathlib import Path
+import textwrap
 
 from matplotlib.backend_bases import FigureCanvasBase
 import matplotlib.pyplot as plt
@@ -81,9 +82,39 @@ def imbalance_text(counts) -> str:
             f"n_min = {int(counts.min())} (n = {int(counts.sum())})")
 
 
+TITLE_SIZE = 9
+"""The font size of a figure's setting line (points)."""
+
+
+def wrap_title(parts, width_inches: float, fontsize: float = TITLE_SIZE) -> str:
+    """The parts joined by "; " in lines that fit `width_inches`, broken between parts where
+    a part fits a line (within a part only where it does not), so that no title is clipped.
+
+    **Arguments:**
+
+    - `parts`: phrases, empty ones left out.
+    - `width_inches`: the width the title may take.
+    - `fontsize`: its size in points.
+
+    **Returns:** the title, lines joined by newlines.
+    """
+    # An average DejaVu Sans character is about 0.6 em wide; 0.95: a margin for wide ones.
+    chars = max(20, int(0.95 * width_inches * 72 / (0.6 * fontsize)))
+    lines = [""]
+    for part in (p for p in parts if p):
+        joined = f"{lines[-1]}; {part}" if lines[-1] else part
+        if len(joined) <= chars:
+            lines[-1] = joined
+            continue
+        if lines[-1]:
+            lines[-1] += ";"
+        lines.extend(textwrap.wrap(part, chars) or [""])
+    return "\n".join(line for line in lines if line)
+
+
 def name_setting(fig, *parts: str) -> None:
     """Writes a figure's setting as its title, the parts joined by "; " (empty parts left
-    out).
+    out), wrapped to the figure's width (`wrap_title`).
 
     **Arguments:**
 
@@ -92,7 +123,7 @@ def name_setting(fig, *parts: str) -> None:
 
     **Returns:** nothing.
     """
-    fig.suptitle("; ".join(p for p in parts if p), fontsize=9)
+    fig.suptitle(wrap_title(parts, fig.get_figwidth()), fontsize=TITLE_SIZE)
 
 
 def save(fig, path, dpi: int = 110) -> None:

@@ -67,7 +67,7 @@ def learning_time_ratio_figure(ds: xr.Dataset):
     model = problem.get("model", "model").upper()
     powers = measured.power.values
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(powers)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False,
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.2, 3.9), squeeze=False,
                              layout="constrained")
     drew_closed_form = False
     for ax, where in zip(axes[0], panels, strict=True):
@@ -88,11 +88,12 @@ def learning_time_ratio_figure(ds: xr.Dataset):
         ax.axhline(1.0, color="gray", lw=0.6)
         ax.set_xlabel("imbalance ratio R")
         title = ", ".join(f"{k} = {v:g}" for k, v in where.items())
-        ax.set_title(f"{model} {title}".strip())
+        ax.set_title(f"{model} {title}".strip(), fontsize=9)
     axes[0, 0].set_ylabel("t_min / t_maj")
     if drew_closed_form:
         axes[0, 0].plot([], [], "k--", lw=0.9, label="closed form")
-    axes[0, 0].legend(fontsize=7, loc="best")
+    # Beside the panels: the lines fan out over the whole panel, so any corner covers data.
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center", fontsize=7)
     name_setting(fig, *_settings(problem, config.get("dynamics") or {}, ds))
     return fig
 
