@@ -61,8 +61,8 @@ import traceback  # noqa: E402
 import diffrax  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import w1  # noqa: E402
 from w1 import RTOL, member_arrays, padded_problems, reference, w1_points  # noqa: E402
 from w1_scale import FIXED, sweep_paths, timed_sweep  # noqa: E402
 from w2_class_ssm import (  # noqa: E402
@@ -127,29 +127,12 @@ def checked(*args) -> dict:
 
 
 def naive_solve(params, objectives, static, ts, progress, rtol=RTOL, atol=ATOL):
-    """`jax.vmap(diffrax.diffeqsolve)` the obvious way (diffrax's default RMS-norm PID
-    controller, diffrax's own Tsit5), as `w1.naive_vmap` writes it, on members stacked
-    already (W2's million members cannot go through a Python list). `progress(model,
-    objective)` is what is saved. Returns (a function of no arguments giving the saves
-    (B, T, k) and each member's steps, its compile seconds)."""
-
-    @jax.jit
-    @jax.vmap
-    def naive(p, objective):
-        def field(t, y, args):
-            grad = jax.grad(lambda q: args(eqx.combine(q, static)))(y)
-            return jax.tree.map(jnp.negative, grad)
-
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), ts[0], ts[-1], None, p, objective,
-            saveat=diffrax.SaveAt(ts=ts, fn=lambda t, y, a: progress(eqx.combine(y, static), a)),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=MAX_STEPS)
-        return sol.ys, sol.stats["num_steps"]
-
+    """`w1.naive_solve` on members stacked already (W2's million members cannot go through a
+    Python list), timed. Returns (a function of no arguments giving the saves and each
+    member's steps, its compile seconds)."""
     start = time.perf_counter()
-    compiled = naive.lower(params, objectives).compile()
-    return lambda: compiled(params, objectives), time.perf_counter() - start
+    run = w1.naive_solve(params, objectives, static, ts, progress, rtol, atol, MAX_STEPS)
+    return run, time.perf_counter() - start
 
 
 def naive_row(run, compile_s, members: int) -> tuple[dict, np.ndarray]:

@@ -57,14 +57,12 @@ def timed(fn, repeats=1, warmup=True):
     return (time.perf_counter() - start) / repeats, out
 
 
-def naive_vmap(problems, ts):
+def naive_solve(params, objectives, static, ts, progress, rtol=RTOL, atol=ATOL,
+                max_steps=100_000):
     """`jax.vmap(diffrax.diffeqsolve)` written the obvious way (diffrax's default RMS-norm PID
-    controller), compiled ahead of time. Returns a function of no arguments giving the class
-    progress (B, T, k) and each member's step count."""
-    params = [eqx.filter(m, eqx.is_inexact_array) for m, _ in problems]
-    static = eqx.partition(problems[0][0], eqx.is_inexact_array)[1]
-    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)
-    batch_params, batch_objectives = stack(params), stack([o for _, o in problems])
+    controller, diffrax's own Tsit5) on members stacked along a leading axis, compiled ahead
+    of time. `progress(model, objective)` is what is saved. Returns a function of no
+    arguments giving the saves (B, T, ...) and each member's step count."""
 
     @jax.jit
     @jax.vmap
@@ -75,13 +73,23 @@ def naive_vmap(problems, ts):
 
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field), diffrax.Tsit5(), ts[0], ts[-1], None, p, objective,
-            saveat=diffrax.SaveAt(ts=ts, fn=lambda t, y, a: a.metrics(
-                eqx.combine(y, static))["class_progress"]),
-            stepsize_controller=diffrax.PIDController(rtol=RTOL, atol=ATOL), max_steps=100_000)
+            saveat=diffrax.SaveAt(ts=ts, fn=lambda t, y, a: progress(eqx.combine(y, static), a)),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps)
         return sol.ys, sol.stats["num_steps"]
 
-    compiled = naive.lower(batch_params, batch_objectives).compile()
-    return lambda: compiled(batch_params, batch_objectives)
+    compiled = naive.lower(params, objectives).compile()
+    return lambda: compiled(params, objectives)
+
+
+def naive_vmap(problems, ts):
+    """`naive_solve` of W1's padded problems (a list of (model, objective)), saving the class
+    progress (B, T, k)."""
+    params = [eqx.filter(m, eqx.is_inexact_array) for m, _ in problems]
+    static = eqx.partition(problems[0][0], eqx.is_inexact_array)[1]
+    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)
+    return naive_solve(stack(params), stack([o for _, o in problems]), static, ts,
+                       lambda model, objective: objective.metrics(model)["class_progress"])
 
 
 # ---- the problem as plain arrays (numpy; the gradient also serves torch), scipy, reference ----
