@@ -57,7 +57,9 @@ def mode_strengths_figure(ds: xr.Dataset, powers=(0.0, 1.0), log_time: bool = Tr
     **Returns:** the matplotlib figure.
     """
     ssm = ds.sel(model="SSM", loss="square")
-    fig, axes = plt.subplots(1, len(powers), figsize=(4.6 * len(powers), 3.8), sharey=True,
+    # At most about 10 inches wide: a notebook's width, where wider figures shrink.
+    fig, axes = plt.subplots(1, len(powers), figsize=(min(4.6 * len(powers), 10.5), 3.8),
+                             sharey=True,
                              layout="constrained", squeeze=False)
     for ax, power in zip(axes[0], powers, strict=True):
         run = ssm.sel(power=power)

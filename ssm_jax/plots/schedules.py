@@ -15,13 +15,13 @@ CAPTIONS = {
         "classes are learned (progress 1/2) from the typical random start, not accuracy. The "
         "measured windows open earlier because a class is classified correctly as soon as its "
         "output rises above the other classes' small outputs, well before it is half learned. "
-        "No hatched bar: no closed form (cross-entropy)."),
+        "No bar: never beats ERM there (no hatched bar at all: no closed form, cross-entropy)."),
     "learned": (
         "Filled: measured fraction of classes learned (progress 1/2). Hatched: its closed form "
         "from the typical random start (exact from the class-aligned start); the measured run "
         "starts from one random draw, whose effective initial outputs differ from the typical "
-        "ones, so its windows can shift by a save or two. No hatched bar: no closed form "
-        "(cross-entropy)."),
+        "ones, so its windows can shift by a save or two. No bar: never beats ERM there (no "
+        "hatched bar at all: no closed form, cross-entropy)."),
 }
 """What F8's caption says, per measured reading: why the measured and closed-form windows
 differ."""
