@@ -12,23 +12,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 import typer
 
 from ._common import console, print_error
+from .cluster import check_options, submit_sweep
 
 F3_FILE = "F3_learning_time_ratio.png"
 """The file `ssm-jax plot` writes into the store's folder unless --out names another."""
-
-
-def _enable_compilation_cache() -> None:
-    """Keeps compiled programs on disk, so that running the same sweep again (or resuming it)
-    does not compile again. SSM_JAX_CACHE_DIR overrides the folder."""
-    import os
-
-    import jax
-
-    folder = os.environ.get("SSM_JAX_CACHE_DIR",
-                            os.path.join(os.path.expanduser("~"), ".cache", "ssm_jax", "xla"))
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _summary(ds, stored_before: set[int], wall: float,
@@ -124,13 +111,33 @@ def sweep(
         help="On a CPU host, run chunks on this many CPU devices at once, one per core "
         "[default: the cores this process may use, or JAX_NUM_CPU_DEVICES].",
         metavar="N")] = None,
+    submit: Annotated[str | None, typer.Option(
+        help="Submit the sweep as one job array of --shards jobs through submitit: local "
+        "(subprocesses here) or slurm; see docs/cluster.md.", metavar="local|slurm")] = None,
+    shards: Annotated[int | None, typer.Option(help="With --submit: the number of shard "
+                                               "jobs.", metavar="N")] = None,
+    gpus_per_task: Annotated[int | None, typer.Option(help="With --submit: GPUs of each "
+                                                      "shard.", metavar="G")] = None,
+    time_limit: Annotated[int | None, typer.Option(
+        "--time", help="With --submit: each shard's time limit; a shard that reaches it is "
+        "requeued and resumes.", metavar="MINUTES")] = None,
+    partition: Annotated[str | None, typer.Option(help="With --submit slurm: the partition.",
+                                                  metavar="P")] = None,
+    array_parallelism: Annotated[int | None, typer.Option(
+        help="With --submit slurm: at most K shards at once.", metavar="K")] = None,
+    wait: Annotated[bool, typer.Option(help="With --submit: follow the jobs (members done, "
+                                       "time left, failed shards), then merge.")] = False,
+    logs: Annotated[str | None, typer.Option(help="With --submit: submitit's folder of job "
+                                             "logs [default: FOLDER.logs beside --out].",
+                                             metavar="FOLDER")] = None,
 ):
     """Run a grid of gradient flows (or training runs) from a configuration file, writing
-    each finished chunk to --out (or, with --shard, one shard of them); see configs/ for
-    examples."""
+    each finished chunk to --out (or, with --shard, one shard of them; with --submit, as a
+    job array of --shards jobs); see configs/ for examples."""
     from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 
     from ..sweeps import config as config_module
+    from ..sweeps.compilation_cache import enable_compilation_cache
     from ..sweeps.cpu_cores import use_cpu_cores
     from ..sweeps.run import sweep as run_sweep
     from ..sweeps.stopping import SweepStopped
@@ -140,8 +147,12 @@ def sweep(
         raise typer.BadParameter(f"`--max-batch` = {max_batch} is not allowed: expected an "
                                  "integer >= 1.", param_hint="--max-batch")
     parts = _parse_shard(shard)
+    resources = {"--gpus-per-task": gpus_per_task, "--time": time_limit,
+                 "--partition": partition, "--array-parallelism": array_parallelism}
+    check_options(submit, shards, wait, shard, resources)
     try:  # before any JAX operation: the CPU backend fixes its devices when it starts
-        use_cpu_cores(cpu_devices, name="--cpu-devices")
+        if submit is None:  # else each job makes its own
+            use_cpu_cores(cpu_devices, name="--cpu-devices")
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--cpu-devices") from None
     try:
@@ -153,8 +164,16 @@ def sweep(
         store = check_store("--out", out, resume or parts is not None)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from None
+    if submit is not None:
+        options = dict(cfg.options)
+        options["max_batch"] = max_batch or options["max_batch"]
+        submit_sweep(cfg, config, store, submit=submit, shards=shards, resume=resume,
+                     options=options, cpu_devices=cpu_devices, logs=logs, wait=wait,
+                     resources=dict(zip(("gpus_per_task", "time_minutes", "partition",
+                                         "array_parallelism"), resources.values(), strict=True)))
+        return
     stored_before = stored_chunks(store)
-    _enable_compilation_cache()
+    enable_compilation_cache()
     options = dict(cfg.options)
     options["max_batch"] = max_batch or options["max_batch"]
     start = time.perf_counter()

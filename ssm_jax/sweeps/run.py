@@ -30,6 +30,7 @@ from .design_checks import check_design
 from .destination import Destination
 from .execute import ChunkRunner, check_member_memory, device_memory
 from .grid import AbstractDesign
+from .out_of_core import dask_members
 from .plan import MAX_BUCKETS, MIN_BUCKET, make_plan
 from .points import design_from_dict
 from .problem import as_problem
@@ -261,7 +262,7 @@ def _check_arguments(design, t1, dynamics, functions: dict) -> None:
             raise ValueError(f"`{name}` = {function!r} is not allowed: expected a function.")
 
 
-def open_sweep(path, *, name: str = "path") -> xr.Dataset:
+def open_sweep(path, *, name: str = "path", chunks=None) -> xr.Dataset:
     """The dataset of a finished sweep store (e.g. after a multi-host or sharded sweep),
     labelled by its grid and opened lazily: a variable is read from the store when used.
 
@@ -269,6 +270,11 @@ def open_sweep(path, *, name: str = "path") -> xr.Dataset:
 
     - `path`: the store's folder; it may not be writable.
     - `name`: what messages call `path` (e.g. the command line's argument).
+    - `chunks`: None (variables read when used, whole), or dask's chunks of the store's
+      `run` axis, as xarray's `open_zarr` takes them (`{}`: the store's own chunks, one
+      per plan chunk; `"auto"`): every member variable is then a dask array, so that a
+      reduction (`ds.learning_time.mean("seed").compute()`) reads one chunk at a time, in
+      bounded memory. Needs dask (`pip install "ssm_jax[cluster]"`).
 
     **Returns:** the dataset `sweep` returns. Raises `ValueError` if `path` holds no sweep or
     chunks are missing, saying which shards to rerun (or to resume the sweep).
@@ -284,4 +290,8 @@ def open_sweep(path, *, name: str = "path") -> xr.Dataset:
                              grid, manifest)
     position = labelled["position"].astype(int)
     members = stored.drop_vars([*small, *(c for c in stored.coords if "run" in stored[c].dims)])
+    if chunks is not None:
+        return labelled.drop_vars("position").assign(dask_members(path, members, position,
+                                                                  chunks))
     return labelled.drop_vars("position").assign(members.isel(run=position).data_vars)
+
