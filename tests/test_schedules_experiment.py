@@ -77,6 +77,13 @@ def test_f8_draws_a_band_per_window(aligned):
     bars = sum(len(ax.patches) for ax in fig.axes)
     assert bars == int(measured + closed)
     assert "F8" in fig._suptitle.get_text()
+    # The caption says why the measured and closed-form windows differ.
+    assert fig._supxlabel.get_text().replace("\n", " ").startswith(
+        "Filled: measured fraction of classes learned")
+    fig.canvas.draw()
+    assert fig._supxlabel.get_window_extent().x0 >= 0  # whole, not clipped
+    # The coordinate is `weighting`: `method` would clash with `Dataset.sel(method=...)`.
+    assert "method" not in ds.coords and "ERM" in ds.weighting.values
     matplotlib.pyplot.close(fig)
 
 
