@@ -13,10 +13,11 @@ majority-minority accuracy gap over log-spaced times, for:
 
 A method *beats ERM* at t where its balanced accuracy exceeds ERM's by more than `threshold`;
 its *window* is the first interval of saves where it does, and its *gain* the largest
-excess over all saves. Each model runs as one `sweep` over (ratio, weighting), the coordinate `weighting` naming the
-method (not `method`, which `Dataset.sel` takes as a keyword): every weighting
-is a `SwitchedWeights` (ERM as ones to ones, re-weighting as w to w), the cross-entropy
-losses one `AdjustedCrossEntropy`, so all methods of a model share one compilation.
+excess over all saves. Each model runs as one `sweep` over (ratio, weighting), the
+coordinate `weighting` naming the method (not `method`, which `Dataset.sel` takes as a
+keyword): every weighting is a `SwitchedWeights` (ERM as ones to ones, re-weighting as w to
+w), the cross-entropy losses one `AdjustedCrossEntropy`, so all methods of a model share one
+compilation.
 
 Closed forms: from a class-aligned start the square-loss UFM's class outputs follow
 `analytic.ufm_class_output` exactly, piecewise across a switch (each class's output obeys an
