@@ -44,3 +44,24 @@ def grid():
 
 def run(**kwargs):
     return sj.sweep(ufm_problem, grid(), t1=300.0, num_saves=12, class_groups=GROUPS, **kwargs)
+
+
+def tiny_config(model: str = "ufm", ratio=(1, 4), power=(0.0, 1.0), seeds: int = 2) -> str:
+    """A sweep configuration (TOML) small enough for a test: k = 4 classes, width 4."""
+    return f"""
+[problem]
+model = "{model}"
+num_classes = 4
+minority_size = 2
+dim = 4
+init_scale = 1e-2
+
+[grid]
+ratio = {list(ratio)}
+power = {list(power)}
+seed = {{ range = {seeds} }}
+
+[flow]
+t1 = 300.0
+num_saves = 20
+"""

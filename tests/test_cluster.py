@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from sweep_problems import tiny_config
 from typer.testing import CliRunner
 
 import ssm_jax as sj
@@ -23,23 +24,7 @@ from ssm_jax.sweeps.submit import submit
 
 submitit = pytest.importorskip("submitit")
 
-CONFIG = """
-[problem]
-model = "ufm"
-num_classes = 4
-minority_size = 2
-dim = 4
-init_scale = 1e-2
-
-[grid]
-ratio = [1, 4]
-power = [0.0, 1.0]
-seed = { range = 3 }
-
-[flow]
-t1 = 300.0
-num_saves = 20
-"""
+CONFIG = tiny_config(seeds=3)
 
 
 def _files(store: Path) -> dict[str, bytes]:

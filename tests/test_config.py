@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from sweep_problems import tiny_config
 from typer.testing import CliRunner
 
 import ssm_jax as sj
@@ -13,23 +14,7 @@ from ssm_jax.cli import app
 from ssm_jax.sweeps import config, config_values
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
-TINY = """
-[problem]
-model = "ufm"
-num_classes = 4
-minority_size = 2
-dim = 4
-init_scale = 1e-2
-
-[grid]
-ratio = [1, 4]
-power = [0.0, 1.0]
-seed = { range = 2 }
-
-[flow]
-t1 = 300.0
-num_saves = 20
-"""
+TINY = tiny_config()
 
 
 def _write(tmp_path, text, name="sweep.toml"):

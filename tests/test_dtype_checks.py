@@ -7,6 +7,7 @@ import diffrax
 import jax
 import numpy as np
 import pytest
+from sweep_problems import tiny_config
 from typer.testing import CliRunner
 
 import ssm_jax as sj
@@ -15,23 +16,7 @@ from ssm_jax.cli import app
 from ssm_jax.sweeps import config
 from ssm_jax.sweeps.problems import check_precision, imbalance_problem
 
-TINY = """
-[problem]
-model = "ssm_class"
-num_classes = 4
-minority_size = 2
-dim = 4
-init_scale = 1e-2
-
-[grid]
-ratio = [1, 4]
-power = [0.0, 1.0]
-seed = { range = 2 }
-
-[flow]
-t1 = 300.0
-num_saves = 20
-"""
+TINY = tiny_config("ssm_class")
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -9,23 +9,9 @@ import subprocess
 import sys
 import time
 
-CONFIG = """
-[problem]
-model = "ufm"
-num_classes = 4
-minority_size = 2
-dim = 4
-init_scale = 1e-2
+from sweep_problems import tiny_config
 
-[grid]
-ratio = [1, 2, 3]
-power = [0.0, 0.5, 1.0]
-seed = { range = 2 }
-
-[flow]
-t1 = 300.0
-num_saves = 20
-"""
+CONFIG = tiny_config(ratio=(1, 2, 3), power=(0.0, 0.5, 1.0))
 
 
 def _sweep(tmp_path: Path, out: str, *flags: str) -> subprocess.Popen:
