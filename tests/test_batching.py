@@ -25,6 +25,9 @@ def test_names_map_to_modules_in_one_place():
     with pytest.raises(ValueError, match="`batching` = 'pmap' is not allowed: expected one "
                                          "of auto, map, vmap, refill"):
         batching_named("pmap")
+    for batching in (Map, Vmap):  # a setting that a string would make truthy
+        with pytest.raises(ValueError, match="`unroll` = 'no' is not allowed"):
+            batching(unroll="no")
 
 
 def test_the_default_follows_the_dynamics_and_the_platform():

@@ -23,6 +23,12 @@ class AbstractMemberwise(AbstractBatching):
 
     unroll: eqx.AbstractVar[bool]
 
+    def __check_init__(self):
+        if not isinstance(self.unroll, bool):
+            raise ValueError(f"`unroll` = {self.unroll!r} is not allowed: expected True (an "
+                             "explicit Runge-Kutta solver steps with its stages unrolled) or "
+                             "False (diffrax's own step).")
+
     @abc.abstractmethod
     def over(self, member: Callable, batch, listener):
         """`member` applied to every member of `batch`, inside the compiled call.
