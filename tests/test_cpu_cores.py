@@ -9,11 +9,12 @@ import sys
 import jax
 import numpy as np
 import pytest
+from sweep_problems import tiny_config
 
 import ssm_jax as sj
 
 HERE = Path(__file__).parent
-TINY = (HERE / "test_config.py").read_text().split('TINY = """')[1].split('"""')[0]
+TINY = tiny_config()
 
 
 def _python(code: str, **env) -> str:
