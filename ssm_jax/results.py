@@ -44,7 +44,7 @@ VARIABLES: dict[str, tuple[str, str | None]] = {
     "batch_norm": ("whether the network uses batch norm", None),
     "seed": ("random seed", None),
     "reading": ("reading of the re-weighting: target (SSM) or loss (UFM)", None),
-    "probe_digit": ("out-of-distribution probe digit", None),
+    "probe_class": ("out-of-distribution probe class", None),
     "snapshot": ("time of the decision-boundary snapshot", _FLOW_TIME),
     "gx": ("first input coordinate of the snapshot grid", "1"),
     "gy": ("second input coordinate of the snapshot grid", "1"),

@@ -45,12 +45,12 @@ def test_step_imbalance_counts_balanced_test_and_disjoint_splits(imbalanced):
 
 def test_digit_pair_labels_and_probes():
     pair = digit_pair((1, 7), train_per_class=50, test_per_class=30, seed=1)
-    assert pair.digits == (1, 7)
+    assert pair.classes == (1, 7)
     assert pair.counts.tolist() == [50, 50]
     assert np.bincount(pair.y_test).tolist() == [30, 30]
     _, digits = digits_images()
     np.testing.assert_array_equal(digits[pair.train_index], np.where(pair.y_train, 7, 1))
-    assert set(pair.probe_digit) == set(range(10)) - {1, 7}
+    assert set(pair.probe_class) == set(range(10)) - {1, 7}
     assert pair.x_probe.shape == (int(np.sum(~np.isin(digits, (1, 7)))), 8, 8)
     assert not set(pair.train_index) & set(pair.test_index)
 
@@ -268,7 +268,7 @@ def test_command_importance_quick(cli, tmp_path):
     ds = xr.open_dataset(out / "digits_importance.nc")
     assert ds.probe_predicted_up.sizes == {"batch_norm": 1, "l2": 2, "dropout": 1,
                                            "weight": 2, "seed": 1, "epoch": 4,
-                                           "probe_digit": 8}
+                                           "probe_class": 8}
     # After one epoch, weight 2^8 on the 8s calls most test images 8, weight 2^-8 almost none.
     first = ds.test_predicted_up.isel(epoch=1).mean(("cls", "seed", "l2", "batch_norm",
                                                      "dropout"))

@@ -218,10 +218,10 @@ def test_f6_importance_names_its_network():
     dims = ("batch_norm", "l2", "dropout", "weight", "seed", "epoch")
     ds = xr.Dataset(
         {"test_predicted_up": (dims + ("cls",), np.full((1, 1, 1, 2, 1, 3, 2), 0.5)),
-         "probe_predicted_up": (dims + ("probe_digit",), np.full((1, 1, 1, 2, 1, 3, 8), 0.5))},
+         "probe_predicted_up": (dims + ("probe_class",), np.full((1, 1, 1, 2, 1, 3, 8), 0.5))},
         coords={"batch_norm": [False], "l2": [0.0], "dropout": [0.0], "weight": [0.25, 4.0],
-                "seed": [0], "epoch": np.arange(3), "cls": [3, 8], "probe_digit": range(8)},
-        attrs={"weighted_digit": 8, "other_digit": 3, "steps_per_epoch": 6,
+                "seed": [0], "epoch": np.arange(3), "cls": [3, 8], "probe_class": range(8)},
+        attrs={"weighted_name": "8", "other_name": "3", "steps_per_epoch": 6,
                "config": json.dumps({"network": "cnn", "batch_size": 30})})
     title = _title(digits.importance_figure(ds))
     assert "CNN, digits 3 vs 8" in title and "batch size 30" in title

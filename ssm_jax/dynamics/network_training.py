@@ -33,19 +33,19 @@ class NetworkData(eqx.Module):
 
     **Arguments:**
 
-    - `x_train`, `y_train`: training images (n, 8, 8) and labels in 0..k-1.
+    - `x_train`, `y_train`: training images (n, h, w) or (n, channels, h, w) and labels in 0..k-1.
     - `x_test`, `y_test`: test images and labels.
     - `num_classes`: k.
     - `x_probe`, `probe_group`: optional probe images (e.g. digits the network never saw) and
       their group in 0..G-1; for each group the fraction predicted as each class is recorded.
     """
 
-    x_train: Float[Array, "n 8 8"]
+    x_train: Float[Array, "n ..."]
     y_train: Int[Array, " n"]
-    x_test: Float[Array, "m 8 8"]
+    x_test: Float[Array, "m ..."]
     y_test: Int[Array, " m"]
     num_classes: int = eqx.field(static=True)
-    x_probe: Float[Array, "p 8 8"] | None = None
+    x_probe: Float[Array, "p ..."] | None = None
     probe_group: Int[Array, " p"] | None = None
     num_groups: int = eqx.field(static=True, default=0)
 
@@ -71,13 +71,13 @@ class NetworkData(eqx.Module):
 
     @classmethod
     def from_split(cls, split) -> "NetworkData":
-        """From a `data.digits.DigitsSplit`; probe digits become groups in increasing order."""
+        """From a `data.images.ImageSplit`; probe classes become groups in increasing order."""
         dtype = jnp.result_type(float)
         probe, group, num_groups = None, None, 0
         if split.x_probe is not None:
-            digits, group = np.unique(split.probe_digit, return_inverse=True)
+            classes, group = np.unique(split.probe_class, return_inverse=True)
             probe, group, num_groups = jnp.asarray(split.x_probe, dtype), jnp.asarray(group), \
-                digits.size
+                classes.size
         return cls(jnp.asarray(split.x_train, dtype), jnp.asarray(split.y_train),
                    jnp.asarray(split.x_test, dtype), jnp.asarray(split.y_test),
                    split.num_classes, probe, group, num_groups)
@@ -147,8 +147,9 @@ def stack(trees):
 
 def init_networks(make, keys):
     """`make(key)` for each key, stacked along a leading axis, e.g.
-    `init_networks(lambda k: MLP(10, key=k), jax.random.split(key, 4))`."""
-    return eqx.filter_vmap(make)(keys)
+    `init_networks(lambda k: MLP(10, key=k), jax.random.split(key, 4))`. Compiled as one
+    program: run eagerly, each initializer's operations would compile one by one."""
+    return eqx.filter_jit(eqx.filter_vmap(make))(keys)
 
 
 class NetworkRun(eqx.Module):

