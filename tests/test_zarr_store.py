@@ -179,6 +179,21 @@ def test_open_sweep_reads_a_variable_only_when_it_is_used(whole):
     np.testing.assert_array_equal(opened.loss.sel(point).values, ds.loss.sel(point).values)
 
 
+def test_out_of_core_blocks_join_whole_chunks_and_keep_the_design_order(whole, monkeypatch):
+    """Read as dask arrays in blocks of two store chunks, each member is still in its place."""
+    pytest.importorskip("dask")
+    from ssm_jax.sweeps import out_of_core
+
+    store, ds = whole
+    per_chunk = CHUNK * ds.loss.isel(ratio=0, power=0, init_scale=0, seed=0).nbytes
+    monkeypatch.setattr(out_of_core, "BLOCK_BYTES", 2 * per_chunk)
+    chunked = sj.open_sweep(store, chunks={})
+    assert type(chunked.loss.data).__module__.startswith("dask")
+    stored = xr.open_zarr(store / "results.zarr", chunks={})
+    assert out_of_core._joined(stored.loss).data.chunks[0] == (2 * CHUNK, 2 * CHUNK)
+    _assert_same_values(chunked.compute(), ds)
+
+
 def test_size_buckets_store_each_chunk_in_its_own_rows(whole, tmp_path):
     """With size buckets (12 members in three sizes, chunks of 3 across the buckets' edges)
     every chunk is written to its own rows: the store holds the numbers of the one-bucket
