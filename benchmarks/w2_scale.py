@@ -10,13 +10,17 @@ Paths:
 - baseline: `w2_class_ssm.run_all` with batching "map": members built by one vmap, chunks
   run under `lax.map` with diffrax's own step on one device (the fastest path before the
   sweep engine was reworked); its run seconds exclude compilation;
-- sweep: `sj.sweep(problem, sj.Points(...), vectorized=True, batching=Refill(lanes=...))`,
+- sweep: `sj.sweep(problem, sj.Points(...), vectorized=True, batching=Refill(lanes=...))`
+  (`refill:16` steps the lanes as one flat state, `refill:16:leaves` leaf by leaf, the
+  refill path before `dynamics.lane_layout.Flat`),
   members ordered by the cost key, one compilation per device; its chunks spread over the
   local devices (`sj.use_cpu_cores()`: one CPU device per core, or `JAX_NUM_CPU_DEVICES`).
   Its run seconds are the wall seconds of the fastest warm rerun (`--repeats`; build, checks
   and assembly included, nothing compiled), or with `--repeats 0` the wall of one cold run.
 
     python benchmarks/w2_scale.py --configs 4096 --chunk 1024 --paths baseline map refill:16
+    python benchmarks/w2_scale.py --configs 4096 --chunk 1024 \
+        --paths refill:16:leaves refill:16 refill:32 --repeats 2   # the lane layouts
     python benchmarks/w2_scale.py --configs 1000000 --paths refill:16 \
         --repeats 0 --store /tmp/w2big   # end to end
 """
@@ -49,13 +53,19 @@ from w2_class_ssm import (
 import ssm_jax as sj
 from ssm_jax.sweeps.batching import batching_named
 
-
-def _batching(name: str, lanes: int | None):
-    """The batching a `--paths` entry names: "map", "vmap" or "refill" with its lanes."""
-    return sj.sweeps.Refill(lanes=lanes) if name == "refill" else batching_named(name)
+LAYOUTS = {"": sj.dynamics.Flat(), "flat": sj.dynamics.Flat(), "leaves": sj.dynamics.Leaves()}
 
 
-def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=0):
+def _batching(name: str, lanes: int | None, layout: str = ""):
+    """The batching a `--paths` entry names: "map", "vmap" or "refill" with its lanes and
+    lane layout."""
+    if name == "refill":
+        return sj.sweeps.Refill(lanes=lanes, layout=LAYOUTS[layout])
+    return batching_named(name)
+
+
+def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=0,
+               layout=""):
     """One sweep over every config (then `repeats` more, warm, keeping the fastest); returns
     its numbers and per-member results. Its run seconds are wall seconds: the chunks' own run
     seconds add up the devices' times, which overlap."""
@@ -68,7 +78,8 @@ def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=
         done = []
         start = time.perf_counter()
         ds = sj.sweep(w2_problem(k, dim), design, dynamics=flow, metrics=lean_metrics,
-                      vectorized=True, batching=_batching(batching, lanes), chunk_size=chunk,
+                      vectorized=True, batching=_batching(batching, lanes, layout),
+                      chunk_size=chunk,
                       order_by=lambda ratio, power, **_: cost_key(ratio, power, t1, k),
                       store=store, progress=lambda d, n, done=done: done.append(
                           (time.perf_counter(), d)))
@@ -80,7 +91,8 @@ def sweep_path(configs, k, dim, t1, batching, lanes, chunk, store=None, repeats=
     run_s = min(walls[1:]) if repeats else wall
     steps = ds.num_steps.values
     devices = len(set(ds.chunk_device.values))
-    row = {"path": (batching if lanes is None else f"{batching}:{lanes}") + f" ({devices} dev)",
+    name = batching if lanes is None else f"{batching}:{lanes}" + (f":{layout}" * bool(layout))
+    row = {"path": name + f" ({devices} dev)",
            "members": steps.size, "devices": devices,
            "wall_s": wall, "compile_s": compile_s, "run_s": run_s,
            "warm": bool(repeats), "traj_per_s": steps.size / run_s,
@@ -138,13 +150,14 @@ def main():
                    "us_per_member_step": row["us_per_member_step"], "lane_efficiency": 1.0,
                    "status_ok": row["status_ok"], "first_progress_s": None}
         else:
-            batching, _, lanes = path.partition(":")
+            batching, _, rest = path.partition(":")
+            lanes, _, layout = rest.partition(":")
             store = None
             if args.store:
                 store = f"{args.store}-{path.replace(':', '-')}"
             row, results = sweep_path(configs, args.k, args.dim, args.t1, batching,
                                       int(lanes) if lanes else None, args.chunk, store,
-                                      args.repeats)
+                                      args.repeats, layout)
         row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         rows.append(row)
         worst = check_accuracy(configs, args.k, args.dim, args.t1, results, members)

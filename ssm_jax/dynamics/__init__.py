@@ -18,6 +18,11 @@ from .flow import (
     gradient_flow as gradient_flow,
     save_times as save_times,
 )
+from .lane_layout import (
+    AbstractLaneLayout as AbstractLaneLayout,
+    Flat as Flat,
+    Leaves as Leaves,
+)
 from .network_training import (
     NetworkData as NetworkData,
     NetworkObjective as NetworkObjective,

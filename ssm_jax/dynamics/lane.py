@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from . import diffrax_loop, erk
+from .canonical_dots import canonical_dots
 from .flow import Flow, clip_at_jumps
 
 _FORWARDS = 1  # the direction of time `diffeqsolve` normalises to; a flow runs forwards
@@ -52,9 +53,11 @@ class MemberSolve(eqx.Module):
     metrics: Callable
     t1_floor: Float[Array, ""]  # 100 ULP below t1: a step that would end above ends at t1
     clip: bool = eqx.field(static=True)  # whether the objective has jump times to step onto
+    ordered_dots: bool = eqx.field(static=True)  # the field's products as `canonical_dots`
 
-    def __init__(self, flow, static, objective, metrics):
+    def __init__(self, flow, static, objective, metrics, ordered_dots=False):
         self.flow = flow
+        self.ordered_dots = ordered_dots
         self.static = static
         self.metrics = metrics
         self.t1_floor = diffrax_loop.clip_floor(flow.ts[-1])
@@ -81,7 +84,8 @@ class MemberSolve(eqx.Module):
         def field(t, y, args):
             return coordinates.field(args[0], t, y, args[1], static)
 
-        return diffrax_loop.ForwardTerm(diffrax.ODETerm(field))
+        return diffrax_loop.ForwardTerm(diffrax.ODETerm(
+            canonical_dots(field) if self.ordered_dots else field))
 
     def controller(self, objective):
         """The flow's step-size controller, stepping onto the objective's jump times."""
@@ -165,7 +169,12 @@ class MemberSolve(eqx.Module):
 
     def saved(self, t, tprev, tnext, dense_info, lane_args):
         """The records at `t` inside the step (tprev, tnext], from its dense output."""
-        y = self.solver.interpolation_cls(t0=tprev, t1=tnext, **dense_info).evaluate(t)
-        frame, objective = self.args(lane_args)
-        return self.metrics(self.flow.coordinates.model(frame, y, self.static),
-                            objective.at(t))
+
+        def records(t, tprev, tnext, dense_info, lane_args):
+            y = self.solver.interpolation_cls(t0=tprev, t1=tnext, **dense_info).evaluate(t)
+            frame, objective = self.args(lane_args)
+            return self.metrics(self.flow.coordinates.model(frame, y, self.static),
+                                objective.at(t))
+
+        return (canonical_dots(records) if self.ordered_dots else records)(
+            t, tprev, tnext, dense_info, lane_args)

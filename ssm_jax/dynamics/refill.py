@@ -15,11 +15,18 @@ import jax.numpy as jnp
 from .. import _validate
 from ..objective import AbstractObjective
 from . import diffrax_loop, refill_loop
+from .lane_layout import AbstractLaneLayout, Flat
 from .refill_loop import RefillOutput as RefillOutput, RefillState as RefillState
 
+DEFAULT_LAYOUT = Flat()
+"""The lanes' layout unless one is given: one (L, n) state, products ordered for fast kernels."""
 
-def _check(flow, params, objective, num_lanes) -> int:
+
+def _check(flow, params, objective, num_lanes, layout) -> int:
     diffrax_loop.check_diffrax()
+    if not isinstance(layout, AbstractLaneLayout):
+        raise ValueError(f"`layout` = {layout!r} is not allowed: expected a lane layout, "
+                         "ssm_jax.dynamics.Flat() or Leaves().")
     if flow.event is not None:
         raise ValueError(f"`flow.event` = {type(flow.event).__name__} is not allowed in a refill "
                          "run, which has no events: run flows with an event with a batching "
@@ -35,8 +42,8 @@ def _check(flow, params, objective, num_lanes) -> int:
     return _validate.integer("num_lanes", num_lanes, minimum=1)
 
 
-def _run(flow, params, static, objective, metrics, num_lanes):
-    state = refill_loop.start(flow, params, static, objective, metrics, num_lanes)
+def _run(flow, params, static, objective, metrics, num_lanes, layout):
+    state = refill_loop.start(flow, params, static, objective, metrics, num_lanes, layout)
     until_done = jnp.iinfo(state.iterations.dtype).max - 1
     return refill_loop.finish(refill_loop.advance(state, until_done))
 
@@ -48,7 +55,8 @@ _compiled_finish = eqx.filter_jit(refill_loop.finish)
 compiled_run = eqx.filter_jit(eqx.debug.assert_max_traces(_run, max_traces=None))
 
 
-def refill_start(flow, params, static, objective, metrics, *, num_lanes: int) -> RefillState:
+def refill_start(flow, params, static, objective, metrics, *, num_lanes: int,
+                 layout: AbstractLaneLayout = DEFAULT_LAYOUT) -> RefillState:
     """Starts a refill run: the first `num_lanes` members of the queue in the lanes.
 
     **Arguments:**
@@ -61,11 +69,13 @@ def refill_start(flow, params, static, objective, metrics, *, num_lanes: int) ->
     - `objective`: the members' objectives, array leaves stacked along the axis M.
     - `metrics`: (model, objective) -> dict of arrays, recorded at `flow.ts`.
     - `num_lanes`: L >= 1, the members that step at once.
+    - `layout`: how the lanes hold and step their members (`lane_layout`): `Flat()` (one
+      (L, n) state, the field's products ordered for fast kernels) or `Leaves()`.
 
     **Returns:** a `RefillState`, for `refill_advance` and `refill_finish`.
     """
-    num_lanes = _check(flow, params, objective, num_lanes)
-    return _compiled_start(flow, params, static, objective, metrics, num_lanes)
+    num_lanes = _check(flow, params, objective, num_lanes, layout)
+    return _compiled_start(flow, params, static, objective, metrics, num_lanes, layout)
 
 
 def refill_advance(state: RefillState, num_iterations: int) -> RefillState:
@@ -93,7 +103,8 @@ def refill_finish(state: RefillState) -> RefillOutput:
     return _compiled_finish(state)
 
 
-def refill_run(flow, params, static, objective, metrics, *, num_lanes: int) -> RefillOutput:
+def refill_run(flow, params, static, objective, metrics, *, num_lanes: int,
+               layout: AbstractLaneLayout = DEFAULT_LAYOUT) -> RefillOutput:
     """Runs `flow` for M members in `num_lanes` lanes that each step on their own: per
     member, what `jax.vmap(lambda p, o: flow.run(p, static, o, None, metrics))` gives. One
     compiled call (start, advance until all end, finish), shared by members that differ only
@@ -104,5 +115,5 @@ def refill_run(flow, params, static, objective, metrics, *, num_lanes: int) -> R
     **Returns:** a `RefillOutput`: (recorded, final, stats) as the vmapped `Flow.run`, and the
     lane efficiency.
     """
-    num_lanes = _check(flow, params, objective, num_lanes)
-    return compiled_run(flow, params, static, objective, metrics, num_lanes)
+    num_lanes = _check(flow, params, objective, num_lanes, layout)
+    return compiled_run(flow, params, static, objective, metrics, num_lanes, layout)

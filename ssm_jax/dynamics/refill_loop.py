@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, Int
 from ..objective import AbstractObjective
 from .flow import STEP_COUNTS, Flow, run_stats
 from .lane import LaneState, MemberSolve, row
+from .lane_layout import AbstractLaneLayout
 
 
 class RefillOutput(NamedTuple):
@@ -40,6 +41,7 @@ class RefillState(eqx.Module):
     static: Any
     objective: AbstractObjective  # the queue's objectives, array leaves (M, ...)
     metrics: Callable
+    layout: AbstractLaneLayout
     lanes: LaneState
     recorded: Any
     final: Any
@@ -61,7 +63,8 @@ def queue_size(tree) -> int:
 
 
 def _member_solve(state: RefillState) -> MemberSolve:
-    return MemberSolve(state.flow, state.static, state.objective, state.metrics)
+    return state.layout.member_solve(state.flow, state.params, state.static, state.objective,
+                                     state.metrics)
 
 
 def _start_lanes(member: MemberSolve, state: RefillState, members, valid):
@@ -148,14 +151,15 @@ def _iterate(state: RefillState, member: MemberSolve) -> RefillState:
          state.iterations + 1, count(active, state.member_steps)))
 
 
-def start(flow, params, static, objective, metrics, num_lanes: int) -> RefillState:
+def start(flow, params, static, objective, metrics, num_lanes: int,
+          layout: AbstractLaneLayout) -> RefillState:
     """A refill run before its first iteration: empty lanes, outputs of inf, counters at 0
     (arguments as `refill.refill_start`)."""
     num_members = queue_size(params)
-    member = MemberSolve(flow, static, objective, metrics)
     zero = jnp.zeros((), int)
-    state = RefillState(flow, params, static, objective, metrics, None, None, None, None,
-                        zero, zero, zero, zero)
+    state = RefillState(flow, params, static, objective, metrics, layout, None, None, None,
+                        None, zero, zero, zero, zero)
+    member = _member_solve(state)
     # Empty lanes (member M): the first iteration starts the first members.
     empty = jnp.full((num_lanes,), num_members)
     shapes = eqx.filter_eval_shape(_start_lanes, member, state, empty, empty < 0)

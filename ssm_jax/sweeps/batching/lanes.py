@@ -9,6 +9,7 @@ from ... import _validate
 from ..._timing import timed_call
 from ...dynamics import refill
 from ...dynamics.flow import Flow
+from ...dynamics.lane_layout import AbstractLaneLayout, Flat
 from ._base import AbstractBatching, ChunkOutput, chunk_size_for_memory, within_seconds
 
 CPU_LANES = 16
@@ -31,14 +32,21 @@ class Refill(AbstractBatching):
     - `lanes`: members stepping at once; None: `CPU_LANES` on a CPU, a quarter of the chunk
       on an accelerator (wide enough to fill it, with several members per lane to refill
       from).
+    - `layout`: how the lanes hold and step their members (`dynamics.lane_layout`): `Flat()`
+      (one (L, n) state, the field's products ordered for fast kernels) or `Leaves()` (each
+      leaf of the state its own array, as before `Flat`).
     """
 
     lanes: int | None = None
+    layout: AbstractLaneLayout = Flat()
     name = "refill"
 
     def __check_init__(self):
         if self.lanes is not None:
             _validate.integer("lanes", self.lanes, minimum=1)
+        if not isinstance(self.layout, AbstractLaneLayout):
+            raise ValueError(f"`layout` = {self.layout!r} is not allowed: expected a lane "
+                             "layout, ssm_jax.dynamics.Flat() or Leaves().")
 
     def check(self, dynamics) -> None:
         if not isinstance(dynamics, Flow) or dynamics.event is not None:
@@ -78,10 +86,12 @@ class Refill(AbstractBatching):
                 metrics)
         lanes = self.num_lanes(num_members, device.platform)
         if progress is None:  # one compiled call
-            out, compile_s, run_s = timed_call(refill.refill_run, *args, num_lanes=lanes)
+            out, compile_s, run_s = timed_call(refill.refill_run, *args, num_lanes=lanes,
+                                               layout=self.layout)
             return ChunkOutput(out.recorded, out.stats, compile_s, run_s,
                                float(out.lane_efficiency))
-        state, compile_s, run_s = timed_call(refill.refill_start, *args, num_lanes=lanes)
+        state, compile_s, run_s = timed_call(refill.refill_start, *args, num_lanes=lanes,
+                                             layout=self.layout)
         iterations = 32  # the first segment short, so that progress shows within seconds
         while int(state.members_done) < num_members:
             state, compile_t, run_t = timed_call(refill.refill_advance, state, iterations)
