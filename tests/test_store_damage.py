@@ -7,8 +7,11 @@ import builtins
 import errno
 import hashlib
 import json
+import os
 from pathlib import Path
 import shutil
+import socket
+import subprocess
 import sys
 
 import pytest
@@ -237,3 +240,23 @@ def test_a_disk_full_before_the_first_chunk_leaves_nothing(tmp_path, monkeypatch
             _run(store)
     assert not (tmp_path / "new").exists()
     assert list(empty.iterdir()) == []  # as it was, hidden folders included
+
+
+def test_a_writer_killed_while_making_the_store_leaves_no_folder_for_long(tmp_path):
+    """SIGKILL cannot be caught: the hidden folder a writer killed while making the zarr
+    store left (after its manifest) is removed by the next writer on this host, which makes
+    the store; one of a live writer stays."""
+    store, host = tmp_path / "store", socket.gethostname()
+    _run(store)
+    shutil.rmtree(store / "results.zarr")
+    for marker in (store / "done").iterdir():
+        marker.unlink()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, alive = (store / f".results.zarr.{host}.{pid}" for pid in (gone.pid, os.getppid()))
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "zarr.json").write_text("{}")
+    _run(store, resume=True)
+    assert not dead.exists() and alive.exists()
+    assert stored_chunks(store) == {0, 1, 2, 3}

@@ -21,6 +21,7 @@ removed by hand. Releasing removes the folder once it is empty, so a finished st
 import json
 import os
 from pathlib import Path
+import shutil
 import socket
 import threading
 import warnings
@@ -131,6 +132,15 @@ def _read_lock(file: Path) -> dict | None:
     except ValueError:
         raise ValueError(f"The lock {file} cannot be read: remove it if no sweep is writing "
                          "the store.") from None
+
+
+def remove_dead_writers_folders(folder: Path, prefix: str) -> None:
+    """Removes the hidden folders `.{prefix}.{host}.{pid}` in `folder` that processes of this
+    host that are gone left (a writer killed by SIGKILL while making one aside)."""
+    for aside in folder.glob(f".{prefix}.{socket.gethostname()}.*"):
+        pid = aside.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and _stale({"host": socket.gethostname(), "pid": int(pid)}):
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def _stale(holder: dict) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate
-from .lock import LOCKS as _LOCKS, WriterLock
+from .lock import LOCKS as _LOCKS, WriterLock, remove_dead_writers_folders
 from .markers import atomic_write_text, damage_listing, record_files, verify_markers, write_marker
 
 _MANIFEST = "manifest.json"
@@ -348,6 +348,7 @@ class SweepStore:
             (self.path / _DONE).mkdir()
             self._created.append(self.path / _DONE)
         if not self.results.exists():  # made aside and renamed: a store is whole or absent
+            remove_dead_writers_folders(self.path, _RESULTS)
             aside = self.path / f".{_RESULTS}.{socket.gethostname()}.{os.getpid()}"
             try:
                 self._template(ds, aside)
