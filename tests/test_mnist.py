@@ -116,6 +116,9 @@ def test_cifar10_batches_read_as_planes(cifar_root):
     np.testing.assert_array_equal(source.images[3, 2], data[1, 2048:].reshape(32, 32))
     assert source.labels[2:4].tolist() == labels
     assert source.class_names[3] == "cat" and source.class_names[5] == "dog"
+    # `ssm-jax run mnist --data` on CIFAR-10 weights dog against cat.
+    config = study.mnist_config("importance", quick=True, folder=root)
+    assert config.classes == (3, 5) and config.data_folder == str(root)
 
 
 def test_cifar10_bad_batch_refused_with_its_path(cifar_root):
