@@ -40,7 +40,7 @@ IMPORTANCE = ImportanceConfig(
     test_per_class=100, probes_per_class=50)
 """100 training and 100 test images per digit of the pair; 50 images of each other digit as
 out-of-pair probes."""
-QUICK_IMPORTANCE = dataclasses.replace(IMPORTANCE, log2_weights=(-8, 0, 8),
+QUICK_IMPORTANCE = dataclasses.replace(IMPORTANCE, log2_weights=(-4, 0, 4),
                                        batch_norm=(False,), dropout=(0.0,), epochs=25,
                                        train_per_class=50, test_per_class=50,
                                        probes_per_class=20)
