@@ -160,17 +160,20 @@ def test_mnist_subset_matches_its_csv_rows():
 # ---------------------------------------------------------------- the network and its loss
 
 
-def _tiny(rng, channels=2):
-    x = rng.normal(size=(6, channels, 6, 6))
+@pytest.fixture(scope="module")
+def tiny():
+    """A CNN on six 2-channel 6x6 images of three classes, built in one compiled call (run
+    eagerly, its initializers compile one operation at a time)."""
+    x = np.random.default_rng(0).normal(size=(6, 2, 6, 6))
     y = np.array([0, 1, 2, 0, 0, 1])
     data = nt.NetworkData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x), jnp.asarray(y), 3)
-    net = CNN(3, (2, 3), 4, image_shape=(channels, 6, 6), strides=(2, 1),
-              key=jax.random.key(0))
+    net = eqx.filter_jit(lambda key: CNN(3, (2, 3), 4, image_shape=(2, 6, 6), strides=(2, 1),
+                                         key=key))(jax.random.key(0))
     return x, y, data, net
 
 
-def test_weighted_cross_entropy_matches_numpy():
-    x, y, data, net = _tiny(np.random.default_rng(0))
+def test_weighted_cross_entropy_matches_numpy(tiny):
+    x, y, data, net = tiny
     counts = np.bincount(y)
     setting = nt.training_setting(y, 3, class_weights=class_weights(counts, 1.0))
     objective = nt.NetworkObjective(data, setting.example_weights, setting.dropout)
@@ -181,24 +184,26 @@ def test_weighted_cross_entropy_matches_numpy():
     np.testing.assert_allclose(loss, np.mean(omega / omega.mean() * per_example), rtol=1e-12)
 
 
-def test_cnn_gradient_matches_finite_differences():
-    x, y, data, net = _tiny(np.random.default_rng(1))
+def test_cnn_gradient_matches_finite_differences(tiny):
+    x, y, data, net = tiny
     objective = nt.NetworkObjective(data, jnp.linspace(0.5, 1.5, 6), jnp.asarray(0.0))
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    loss = eqx.filter_jit(lambda p: objective(eqx.combine(p, static)))
-    grad = eqx.filter_jit(eqx.filter_grad(loss))(params)
     leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(2), len(leaves))
-    direction = tree.unflatten([jax.random.normal(k, leaf.shape) for k, leaf
-                                in zip(keys, leaves, strict=True)])
-    step = lambda t: jax.tree_util.tree_map(lambda p, v: p + t * v, params,  # noqa: E731
-                                            direction)
-    eps = 1e-5
-    numeric = (loss(step(eps)) - loss(step(-eps))) / (2 * eps)
-    analytic = sum(jnp.vdot(g, v) for g, v in zip(jax.tree_util.tree_leaves(grad),
-                                                 jax.tree_util.tree_leaves(direction),
-                                                 strict=True))
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-7)
+    rng = np.random.default_rng(2)
+    direction = tree.unflatten([rng.normal(size=leaf.shape) for leaf in leaves])
+
+    @eqx.filter_jit
+    def derivatives(params, direction, eps=1e-5):
+        loss = lambda p: objective(eqx.combine(p, static))  # noqa: E731
+        moved = lambda t: jax.tree_util.tree_map(lambda p, v: p + t * v, params,  # noqa: E731
+                                                 direction)
+        grad = jax.tree_util.tree_leaves(eqx.filter_grad(loss)(params))
+        along = sum(jnp.vdot(g, v) for g, v in zip(grad, jax.tree_util.tree_leaves(direction),
+                                                    strict=True))
+        return along, (loss(moved(eps)) - loss(moved(-eps))) / (2 * eps)
+
+    along, numeric = derivatives(params, direction)
+    np.testing.assert_allclose(along, numeric, rtol=1e-7)
 
 
 # ---------------------------------------------------------------- the experiments, small
