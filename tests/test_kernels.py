@@ -8,7 +8,7 @@ import pytest
 
 import ssm_jax as sj
 from ssm_jax.bench.kernels import compiled_loop_kernels, loop_kernels
-from ssm_jax.dynamics import Flat, refill_loop
+from ssm_jax.dynamics import Flat, refill, refill_loop
 from ssm_jax.sweeps.problems import imbalance_problem
 
 REFILL_KERNELS = 100
@@ -34,8 +34,9 @@ def test_a_refill_iteration_stays_under_its_kernel_bound():
     parts = [eqx.partition(model, eqx.is_inexact_array) for model, _ in members]
     params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for p, _ in parts])
     objective = jax.tree.map(lambda *xs: jnp.stack(xs), *[o for _, o in members])
-    state = refill_loop.start(sj.Flow(1.0, num_saves=2), params, parts[0][1], objective,
-                              lambda model, objective: {"loss": objective(model)}, 2, Flat())
+    state = refill.refill_start(sj.Flow(1.0, num_saves=2), params, parts[0][1], objective,
+                                lambda model, objective: {"loss": objective(model)},
+                                num_lanes=2, layout=Flat())
     dynamic, static = eqx.partition(state, eqx.is_array)
     kernels = compiled_loop_kernels(lambda d: eqx.filter(
         refill_loop.advance(eqx.combine(d, static), 1), eqx.is_array), dynamic)

@@ -42,8 +42,10 @@ class Flat(AbstractLaneLayout):
     """Each member's state raveled into one vector (`raveled.Raveled`), the lanes stacked
     into one (L, n) array, so that a stage's sum, the error norm and the selects of a step
     are one fused loop each over all lanes, whatever the model's number of leaves; and the
-    field's products take their operands in the order of XLA's fast batched kernels
-    (`canonical_dots`). Measured on the class-level SSM in `benchmarks/README.md`."""
+    field's small products take their operands in the order of XLA's fast batched kernels
+    (`canonical_dots`). Both apply to small states and products only (`SMALL_STATE`,
+    `SMALL`: 4096 numbers), where a kernel's fixed cost outweighs its arithmetic; a large
+    state keeps its leaves (W1's UFM). Measured in `benchmarks/README.md`."""
 
     def member_solve(self, flow, params, static, objective, metrics):
         _, objective_static = eqx.partition(objective, eqx.is_array)
