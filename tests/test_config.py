@@ -1,8 +1,5 @@
-import os
 from pathlib import Path
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -294,14 +291,3 @@ def test_sweep_over_dim_pads_the_width():
     np.testing.assert_allclose(ds.mode_strength.sel(dim=4, power=1.0),
                                direct.metrics["mode_strength"], rtol=1e-9)
 
-
-def test_compilation_cache_is_written(tmp_path):
-    """The CLI keeps compiled programs on disk (a fresh process, as a user would run it)."""
-    cache = tmp_path / "cache"
-    cfg = _write(tmp_path, TINY)
-    env = dict(os.environ, SSM_JAX_CACHE_DIR=str(cache))
-    command = [sys.executable, "-m", "ssm_jax", "sweep", str(cfg), "--out"]
-    first = subprocess.run(command + [str(tmp_path / "a")], env=env, capture_output=True,
-                           text=True, timeout=300)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert len(list(cache.iterdir())) > 0

@@ -71,7 +71,9 @@ def test_bad_counts_and_late_calls_are_refused():
 
 
 def test_cli_sweep_runs_a_chunk_per_core_with_the_numbers_of_one(tmp_path):
-    config = tmp_path / "tiny.toml"
+    """`ssm-jax sweep --cpu-devices 2` runs a chunk per core with the numbers of one core,
+    and keeps its compiled programs on disk (a fresh process, as a user runs it)."""
+    config, cache = tmp_path / "tiny.toml", tmp_path / "cache"
     config.write_text(TINY)
     stores = {}
     for devices in (1, 2):
@@ -80,9 +82,11 @@ def test_cli_sweep_runs_a_chunk_per_core_with_the_numbers_of_one(tmp_path):
             [sys.executable, "-m", "ssm_jax", "sweep", str(config), "--out",
              str(stores[devices]), "--max-batch", "2", "--cpu-devices", str(devices)],
             capture_output=True, text=True, timeout=300,
-            env={k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"})
+            env={**{k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"},
+                 "SSM_JAX_CACHE_DIR": str(cache)})
         assert done.returncode == 0, done.stdout + done.stderr
         assert "asynchronously" not in done.stdout + done.stderr
+        assert len(list(cache.iterdir())) > 0
     one, two = (sj.open_sweep(stores[d]) for d in (1, 2))
     assert len(set(one.chunk_device.values)) == 1 and len(set(two.chunk_device.values)) == 2
     for name in ("loss", "learning_time", "num_steps"):
