@@ -119,6 +119,7 @@ def main():
     parser.add_argument("--w1", type=int, default=64, help="W1 members (0: skip)")
     parser.add_argument("--lanes", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--w1-lanes", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--w1-coordinates", nargs="+", default=["class_affine", "parameters"])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, diffrax "
@@ -127,7 +128,7 @@ def main():
     if args.w2:
         rows += measure(f"W2 ({args.w2})", w2_members(args.w2), args.lanes, args.rounds)
     if args.w1:
-        for coordinates in ("class_affine", "parameters"):
+        for coordinates in args.w1_coordinates:
             rows += measure(f"W1 ({args.w1}, {coordinates})",
                             w1_members(args.w1, coordinates), args.w1_lanes, args.rounds)
     base = {(r["workload"], r["lanes"]): r for r in rows if r["layout"] == "leaves"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ssm_jax as sj
-from ssm_jax.dynamics import refill
+from ssm_jax.dynamics import Flat, Leaves, refill
 from ssm_jax.dynamics.base import compiled_run, objective_metrics
 from ssm_jax.sweeps.padding import pad_examples
 from ssm_jax.sweeps.problems import imbalance_problem
@@ -49,9 +49,10 @@ def _stack(members):
             jax.tree.map(stack, *[objective for _, objective in members]))
 
 
-def _run(flow, members, num_lanes, metrics=outputs):
+def _run(flow, members, num_lanes, metrics=outputs, layout=refill.DEFAULT_LAYOUT):
     params, static, objective = _stack(members)
-    return refill.refill_run(flow, params, static, objective, metrics, num_lanes=num_lanes)
+    return refill.refill_run(flow, params, static, objective, metrics, num_lanes=num_lanes,
+                             layout=layout)
 
 
 def _assert_single_runs(out, flow, members, metrics=outputs, positions=None):
@@ -81,12 +82,13 @@ def _assert_single_runs(out, flow, members, metrics=outputs, positions=None):
 
 def test_refill_equals_single_runs_for_any_lanes_and_order():
     """UFM members of different ratios, one of which hits max_steps (inf records after it, as
-    a single run leaves them), in 1, 3 and M lanes and in a shuffled order; one lane wastes no
-    step, and a batch of other values reuses the compilation."""
+    a single run leaves them), in 1 lane (laid out leaf by leaf) and 3 (one flat state), and
+    in a shuffled order; one lane wastes no step, and a batch of other values reuses the
+    compilation."""
     members = _ufm_members()
     flow = sj.Flow(5.0, num_saves=6, max_steps=11)
-    for num_lanes in (1, 3, len(members)):
-        out = _run(flow, members, num_lanes)
+    for num_lanes, layout in ((1, Leaves()), (3, Flat())):
+        out = _run(flow, members, num_lanes, layout=layout)
         _assert_single_runs(out, flow, members)
         if num_lanes == 1:
             assert float(out.lane_efficiency) == 1.0
@@ -94,7 +96,7 @@ def test_refill_equals_single_runs_for_any_lanes_and_order():
     assert np.isinf(np.asarray(out.recorded["loss"])).any()
     order = [3, 0, 4, 2, 1]
     traces = eqx.debug.get_num_traces(refill.compiled_run)
-    shuffled = _run(flow, [members[i] for i in order], len(members))
+    shuffled = _run(flow, [members[i] for i in order], 3)
     assert eqx.debug.get_num_traces(refill.compiled_run) == traces
     for ours, theirs in zip(jax.tree.leaves(shuffled[:3]), jax.tree.leaves(out[:3]),
                             strict=True):
@@ -154,6 +156,9 @@ def test_refill_refuses_bad_input_before_compute():
                           objective, outputs, num_lanes=2)
     with pytest.raises(ValueError, match="num_lanes"):
         refill.refill_run(sj.Flow(1.0), params, static, objective, outputs, num_lanes=0)
+    with pytest.raises(ValueError, match="`layout` = 'flat' is not allowed"):
+        refill.refill_run(sj.Flow(1.0), params, static, objective, outputs, num_lanes=2,
+                          layout="flat")
     with pytest.raises(ValueError, match="leading sizes"):
         refill.refill_run(sj.Flow(1.0), _stack(members[:1])[0], static, objective, outputs,
                           num_lanes=2)

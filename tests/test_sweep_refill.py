@@ -78,6 +78,8 @@ def test_refill_is_refused_where_it_cannot_run():
         sj.sweep(PROBLEM, DESIGN, dynamics=train, batching=sj.sweeps.Refill())
     with pytest.raises(ValueError, match="`lanes` = 0 is not allowed"):
         sj.sweeps.Refill(lanes=0)
+    with pytest.raises(ValueError, match="`layout` = 'flat' is not allowed"):
+        sj.sweeps.Refill(layout="flat")
     # A bad setting is refused from the design's arrays, before anything is traced.
     bad = sj.Points(ratio=[2.0, 0.5], power=[0.0, 1.0])
     with pytest.raises(ValueError, match="`ratio` = 0.5 at point 1"):
