@@ -114,8 +114,8 @@ def test_unknown_digits_experiment_is_refused_before_the_folder_is_made(tmp_path
 
 
 def test_unknown_command_names_it():
-    result = CliRunner().invoke(app, ["run", "mnist"])
-    assert result.exit_code == 2 and "mnist" in result.output
+    result = CliRunner().invoke(app, ["run", "imagenet"])
+    assert result.exit_code == 2 and "imagenet" in result.output
 
 
 def test_each_command_has_its_own_default_folder():
