@@ -123,7 +123,7 @@ def test_help_shows_flags_as_flags(args):
     assert "<bool>" not in result.output
     words = " ".join(result.output.split())
     if args == ["run", "--help"]:
-        assert "importance, digits, schedules" in words
+        assert "importance, digits, mnist, schedules" in words
     if args[:2] == ["bench", "solvers"]:
         assert "ufm_square_R20_l2" in words and "Kvaerno5" in words
     if args[0] == "sweep":

@@ -254,7 +254,7 @@ def test_importance_quick_share_follows_weight_then_fades(cli, tmp_path):
 def test_command_refuses_bad_data_folder(cli, tmp_path):
     missing = tmp_path / "nowhere"
     result = CliRunner().invoke(cli, ["mnist", "--data", str(missing), "--out",
-                                      str(tmp_path / "out")])
+                                      str(tmp_path / "out")], env={"COLUMNS": "400"})
     assert result.exit_code != 0
     output = " ".join(result.output.replace("│", " ").split())  # the error panel's lines
     assert "--data" in output and "nowhere" in output and "is not a folder" in output
