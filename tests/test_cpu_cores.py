@@ -1,5 +1,6 @@
 """A CPU host's cores as JAX devices: `use_cpu_cores` before JAX starts, its refusals after,
-and `ssm-jax sweep` spreading its chunks over them with the numbers of one device."""
+and `ssm-jax sweep` spreading its chunks over them with the numbers of one device (devices
+started otherwise warn: `test_sweep.test_four_devices_give_the_numbers_of_one`)."""
 
 import os
 from pathlib import Path
@@ -35,26 +36,6 @@ def test_cores_are_set_before_jax_starts_and_kept_after():
     out = _python("import ssm_jax as sj, os\n"
                   "print(sj.use_cpu_cores(), len(os.sched_getaffinity(0)))")
     assert out.split()[0] == out.split()[1]
-
-
-def test_a_sweep_over_cores_that_dispatch_asynchronously_warns():
-    """CPU devices started otherwise than by `use_cpu_cores` dispatch asynchronously, which
-    can hang: a sweep over them says how to fix it (the CLI's sweep over cores started by
-    `use_cpu_cores`, below, runs inline and does not warn)."""
-    code = ("import warnings, jax\n"
-            "print(jax.config.read('jax_cpu_enable_async_dispatch'))\n"
-            "import sweep_problems as sp\n"
-            "with warnings.catch_warnings(record=True) as caught:\n"
-            "    warnings.simplefilter('always')\n"
-            "    ds = sp.run(chunk_size=6)\n"
-            "print(len(set(ds.chunk_device.values)), [str(w.message) for w in caught])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=HERE,
-                          env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=str(HERE)))
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0] == "True" and lines[1].startswith("2 ")
-    assert "dispatch computations asynchronously" in lines[1], lines[1]
 
 
 def test_bad_counts_and_late_calls_are_refused():

@@ -137,16 +137,22 @@ def _python(code: str, env_extra=None, **kwargs):
 
 
 def test_four_devices_give_the_numbers_of_one(tmp_path, reference):
+    """... and, as these CPU devices were not started by `use_cpu_cores`, they dispatch
+    asynchronously (which can hang): the sweep warns and says how to fix it."""
     code = f"""
-import jax, sweep_problems as sp
-assert len(jax.devices()) == 4
-ds = sp.run(chunk_size=2)
+import warnings, jax, sweep_problems as sp
+assert len(jax.devices()) == 4 and jax.config.read("jax_cpu_enable_async_dispatch")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    ds = sp.run(chunk_size=2)
+print([str(w.message) for w in caught])
 assert len(set(ds.chunk_device.values)) == 4, ds.chunk_device.values
 ds.to_netcdf({str(tmp_path / "four.nc")!r})
 """
     proc = _python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
+    assert "dispatch computations asynchronously" in out and "use_cpu_cores" in out, out
     _assert_same(xr.load_dataset(tmp_path / "four.nc"), reference)
 
 
