@@ -7,6 +7,11 @@ from pathlib import Path
 import subprocess
 import sys
 
+import pytest
+
+# A minute and more of compilation for a script whose real runs are on a GPU.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
