@@ -141,6 +141,12 @@ def test_training_setting_bad_input(imbalanced):
     with pytest.raises(ValueError, match="example_weights"):
         nt.train_network(MLP(10, 8, key=jax.random.key(0)), data, wrong, 10,
                          key=jax.random.key(0))
+    # A network built for other images is refused by name, from shapes, before compute.
+    with pytest.raises(ValueError, match="`network` cannot take the training images"):
+        nt.train_network(CNN(2, (2, 2), 4, image_shape=(28, 28), key=jax.random.key(0)), data,
+                         setting, 10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`strides`"):
+        CNN(2, (2, 2), 4, strides=(True, 2), key=jax.random.key(0))
 
 
 def test_training_deterministic_and_vmapped_equals_one_by_one():

@@ -238,6 +238,15 @@ def test_reweighting_quick_erm_gap_and_its_closing(cli, tmp_path):
     gap = (acc[..., majority].mean("cls") - acc[..., ~majority].mean("cls")).values
     assert np.all(gap[0] > 0.5), gap  # ERM: majorities first
     assert np.all(np.abs(gap[-1]) < 0.25), gap  # gamma = 1: both together
+    # The step table: measured means beside closed forms whose time is scaled so that ERM's
+    # majority is half-learned (a/s = 1/2, z = 1/2) at the network's measured step.
+    rows = study.step_table(ds, steps=(20,))
+    assert [r["gamma"] for r in rows] == list(ds.power.values)
+    assert rows[0]["maj"] == pytest.approx(float(acc[0][..., majority].mean()))
+    first = ds.isel(network=0)
+    erm = float(np.nanmean(first.learning_step.sel(power=0.0, group="majority")))
+    for reading in ("target", "loss"):
+        assert study._progress(first, [erm], reading)[0, 0, 0] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_importance_quick_share_follows_weight_then_fades(cli, tmp_path):
@@ -258,7 +267,7 @@ def test_command_refuses_bad_data_folder(cli, tmp_path):
     assert result.exit_code != 0
     output = " ".join(result.output.replace("│", " ").split())  # the error panel's lines
     assert "--data" in output and "nowhere" in output and "is not a folder" in output
-    assert not (tmp_path / "out" / "mnist_reweighting.nc").exists()
+    assert not (tmp_path / "out").exists()  # refused before the folder is made
     with pytest.raises(ValueError, match="`dataset` = 'cifar'"):
         experiment.ReweightingConfig(dataset="cifar")
     with pytest.raises(ValueError, match="`experiment` = 'x'"):

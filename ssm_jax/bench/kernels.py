@@ -94,8 +94,8 @@ def _first_loop(computations, name):
         if opcode == "while":
             return line
         called = re.search(r"to_apply=%?([\w.\-]+)", line)
-        if opcode == "call" and called and _first_loop(computations, called.group(1)):
-            return _first_loop(computations, called.group(1))
+        if opcode == "call" and called and (inner := _first_loop(computations, called.group(1))):
+            return inner
     return None
 
 

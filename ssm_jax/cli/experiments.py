@@ -199,8 +199,7 @@ def mnist(
 
     _check_experiment(experiment)
     written = _networks_written(experiment, "mnist_")
-    out = prepare_out(out, written)
-    try:  # the files are read (and refused) before any training
+    try:  # the files are read (and refused) before the folder is made and any training
         image_set("mnist", data)
         config = study.mnist_config(experiment, quick=quick, folder=data)
     except ValueError as error:
@@ -208,6 +207,7 @@ def mnist(
     except ImportError as error:
         console.print(f"error: {error}", style="red")
         raise typer.Exit(1) from None
+    out = prepare_out(out, written)
     _run_networks(experiment, config, out, written,
                   _show_steps if experiment == "reweighting" else None)
 

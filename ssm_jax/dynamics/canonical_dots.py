@@ -67,7 +67,8 @@ def _evaluate(jaxpr, consts, *args):
             outputs = [_ordered_dot(*inputs, **eqn.params)]
         elif _CALLS.get(name) in eqn.params:
             called = eqn.params[_CALLS[name]]
-            outputs = _evaluate(called.jaxpr, called.consts, *inputs[-len(called.jaxpr.invars):])
+            own = inputs[len(inputs) - len(called.jaxpr.invars):]  # after any operands of the call
+            outputs = _evaluate(called.jaxpr, called.consts, *own)
         else:
             outputs = eqn.primitive.bind(*inputs, **eqn.primitive.get_bind_params(eqn.params))
             outputs = outputs if eqn.primitive.multiple_results else [outputs]

@@ -30,6 +30,13 @@ class AbstractLaneLayout(eqx.Module):
         """
 
 
+def check_layout(layout) -> None:
+    """A `ValueError` unless `layout` is a lane layout (a module, not a name)."""
+    if not isinstance(layout, AbstractLaneLayout):
+        raise ValueError(f"`layout` = {layout!r} is not allowed: expected a lane layout, "
+                         "ssm_jax.dynamics.Flat() or Leaves().")
+
+
 class Leaves(AbstractLaneLayout):
     """Each leaf of a member's state its own array (lanes stacked along a leading axis), the
     field's products as the gradient writes them: `Flow.run`'s state, vmapped over lanes."""

@@ -246,7 +246,12 @@ def check_network(network, data: NetworkData) -> None:
     - `network`: one network (not a stack).
     - `data`: a `NetworkData`.
     """
-    shape = output_shape(network, data.x_train)
+    try:  # evaluated on shapes alone: a mismatch is a shape error, named here
+        shape = output_shape(network, data.x_train)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"`network` cannot take the training images, of shape "
+                         f"{data.x_train.shape[1:]} each: build it for these images (e.g. "
+                         f"`image_shape`) ({error})") from None
     expected = (data.y_train.shape[0], data.num_classes)
     if shape != expected:
         raise ValueError(f"`network` gives outputs of shape {shape} on the {expected[0]} "

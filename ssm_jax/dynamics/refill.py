@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from .. import _validate
 from ..objective import AbstractObjective
 from . import diffrax_loop, refill_loop
-from .lane_layout import AbstractLaneLayout, Flat
+from .lane_layout import AbstractLaneLayout, Flat, check_layout
 from .refill_loop import RefillOutput as RefillOutput, RefillState as RefillState
 
 DEFAULT_LAYOUT = Flat()
@@ -24,9 +24,7 @@ DEFAULT_LAYOUT = Flat()
 
 def _check(flow, params, objective, num_lanes, layout) -> int:
     diffrax_loop.check_diffrax()
-    if not isinstance(layout, AbstractLaneLayout):
-        raise ValueError(f"`layout` = {layout!r} is not allowed: expected a lane layout, "
-                         "ssm_jax.dynamics.Flat() or Leaves().")
+    check_layout(layout)
     if flow.event is not None:
         raise ValueError(f"`flow.event` = {type(flow.event).__name__} is not allowed in a refill "
                          "run, which has no events: run flows with an event with a batching "

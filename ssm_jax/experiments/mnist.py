@@ -82,7 +82,7 @@ def mnist_config(experiment: str, *, quick: bool = False, folder=None):
 def _progress(ds: xr.Dataset, steps, reading: str) -> np.ndarray:
     """(power, step, group): the closed form's progress (a(t)/s for the SSM, z(t) for the
     UFM) of the majority and minority classes, its time scaled so that ERM's majority is
-    half-learned at the step the networks measured (mean over networks and seeds)."""
+    half-learned at the step the network measured (mean over seeds)."""
     counts = ds["count"].values
     a0 = float(ds.attrs["init_strength"])
     groups = [int(np.argmax(counts)), int(np.argmin(counts))]
@@ -118,8 +118,10 @@ def step_table(ds: xr.Dataset, steps=(5, 10, 20, 30, 50, 100, 200, 300)) -> list
     """
     steps = [s for s in steps if s in ds.step.values]
     majority = ds.majority.values
-    acc = ds.test_accuracy.isel(network=0).sel(step=steps).mean("seed").values
-    learned = bool(np.isfinite(ds.learning_step.sel(group="majority").values).any())
+    ds = ds.isel(network=0)  # the accuracies and the time scale from the same network
+    acc = ds.test_accuracy.sel(step=steps).mean("seed").values
+    learned = bool(np.isfinite(ds.learning_step.sel(power=ds.power.values.min(),
+                                                    group="majority").values).any())
     models = {reading: _progress(ds, steps, reading) if learned else
               np.full((ds.power.size, len(steps), 2), np.nan) for reading in ("target", "loss")}
     rows = []

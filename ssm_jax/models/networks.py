@@ -241,7 +241,8 @@ class CNN(AbstractNetwork):
         c1, c2 = (_validate.integer("channels", c, minimum=1) for c in channels)
         _validate.integer("width", width, minimum=1)
         c0, h, w = _image_shape(image_shape)
-        if np.shape(strides) != (2,) or not all(s in (1, 2) for s in strides):
+        if np.shape(strides) != (2,) or not all(
+                type(s) is not bool and s in (1, 2) for s in strides):
             raise ValueError(f"`strides` = {strides!r} is not allowed: expected the strides "
                              "of the two convolutions, each 1 or 2.")
         for s in strides:  # a 3x3 convolution with padding 1 keeps ceil(side / stride)

@@ -9,7 +9,7 @@ from ... import _validate
 from ..._timing import timed_call
 from ...dynamics import refill
 from ...dynamics.flow import Flow
-from ...dynamics.lane_layout import AbstractLaneLayout, Flat
+from ...dynamics.lane_layout import AbstractLaneLayout, Flat, check_layout
 from ._base import AbstractBatching, ChunkOutput, chunk_size_for_memory, within_seconds
 
 CPU_LANES = 16
@@ -44,9 +44,7 @@ class Refill(AbstractBatching):
     def __check_init__(self):
         if self.lanes is not None:
             _validate.integer("lanes", self.lanes, minimum=1)
-        if not isinstance(self.layout, AbstractLaneLayout):
-            raise ValueError(f"`layout` = {self.layout!r} is not allowed: expected a lane "
-                             "layout, ssm_jax.dynamics.Flat() or Leaves().")
+        check_layout(self.layout)
 
     def check(self, dynamics) -> None:
         if not isinstance(dynamics, Flow) or dynamics.event is not None:
